@@ -1,0 +1,56 @@
+"""DVC `prepare` stage: `python -m apex.data.prepare --params params.yaml --out data/prepared`.
+
+Reads the `dataset:` section of a plain YAML params file (the keys of `DatasetConfig`), builds the splits with
+`prepare_splits`, and writes them with `save_splits` (the resolved config goes into the manifest).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from apex.data.config import DatasetConfig
+from apex.data.splits import prepare_splits
+from apex.data.storage import save_splits
+from apex.errors import InputError
+
+
+def read_params(path: Path, section: str = "dataset") -> DatasetConfig:
+    """The `section` of a YAML params file as a validated DatasetConfig."""
+    if not path.is_file():
+        raise InputError("file does not exist", file=path)
+    try:
+        params = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    except Exception as err:  # OmegaConf wraps YAML errors in several types; all mean "unreadable params file"
+        raise InputError(f"is not readable YAML ({err})", file=path) from err
+    if not isinstance(params, dict) or section not in params:
+        raise InputError(f"has no '{section}' section", file=path, record=section)
+    return DatasetConfig.from_cfg(params[section], source=path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m apex.data.prepare", description=__doc__.splitlines()[0])
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="YAML file with a dataset: section")
+    parser.add_argument("--out", type=Path, default=Path("data/prepared"), help="output folder for the splits")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = read_params(args.params)
+        splits = prepare_splits(cfg)
+        out = save_splits(splits, args.out, config=dataclasses.asdict(cfg))
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    counts = {split: ds.counts() for split, ds in splits.items()}
+    print(json.dumps({"out": str(out), "counts": counts}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

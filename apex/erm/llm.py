@@ -1,0 +1,175 @@
+"""Online LLM requests: one document → one validated answer, with re-asks, and many documents in flight at once.
+
+Per document: send the prompt (temperature, seed, `response_format` from the config); transport failures are retried
+by `apex.erm.retry`. An answer that was cut off (`finish_reason == "length"`), is not JSON, or breaks the schema is
+re-asked up to `max_reasks` times with a note of what was wrong; after that the document is recorded as failed with
+the last reason. Token usage, the model name the server reports and its `system_fingerprint` are kept per document.
+
+Concurrency: `cfg.concurrency` worker threads each run one document at a time; the calling thread alone writes
+outcomes (to the cache) as they finish, in completion order, so a kill loses only the requests in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+
+import openai
+from tqdm.auto import tqdm
+
+from apex.erm.cache import Outcome
+from apex.erm.client import scrub
+from apex.erm.config import ErmConfig
+from apex.erm.prompts import Task
+from apex.erm.retry import RequestFailed, RetryPolicy, call_with_retries
+from apex.erm.schema import MapValidationError
+
+log = logging.getLogger("apex.erm")
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A document still to be answered: its cache key, text hash and text."""
+
+    key: str
+    text_sha256: str
+    text: str
+
+
+@dataclass
+class Counters:
+    requests_sent: int = 0
+    retries: int = 0
+    reasks: int = 0
+
+
+def policy_of(cfg: ErmConfig) -> RetryPolicy:
+    return RetryPolicy(cfg.max_retries, cfg.backoff_base_s, cfg.backoff_max_s, cfg.seed)
+
+
+def request_body(task: Task, cfg: ErmConfig, text: str, feedback: str | None = None) -> dict:
+    """The chat-completions request for one document (also the body of a Batch API line)."""
+    return {
+        "model": cfg.resolved_model,
+        "messages": task.messages(text, feedback),
+        "response_format": task.response_format(cfg.structured_output),
+        "temperature": cfg.temperature,
+        "seed": cfg.seed,
+        "max_tokens": cfg.max_tokens,
+    }
+
+
+def judge_answer(task: Task, choice: object) -> tuple[str | None, str]:
+    """(payload, "") for a valid answer, else (None, reason). `choice` is one chat-completion choice (or dict)."""
+    get = choice.get if isinstance(choice, dict) else lambda k: getattr(choice, k, None)
+    message = get("message")
+    mget = message.get if isinstance(message, dict) else lambda k: getattr(message, k, None)
+    finish = get("finish_reason")
+    if finish == "length":
+        return None, "truncated answer (finish_reason=length)"
+    if message is None:
+        return None, "answer without a message"
+    refusal = mget("refusal")
+    if refusal:
+        return None, f"refusal: {' '.join(str(refusal).split())[:200]}"
+    try:
+        return task.parse(mget("content")), ""
+    except MapValidationError as exc:
+        return None, str(exc)
+
+
+def complete_one(client: openai.OpenAI, task: Task, item: Pending, cfg: ErmConfig) -> tuple[Outcome, Counters]:
+    """Answer one document (see the module docstring); never raises for a per-document problem."""
+    counters = Counters()
+    prompt_tokens = completion_tokens = 0
+    model_name = fingerprint = ""
+    feedback: str | None = None
+    reason = ""
+    for ask in range(cfg.max_reasks + 1):
+        counters.reasks = ask
+        body = request_body(task, cfg, item.text, feedback)
+        try:
+            resp, sent, retries = call_with_retries(
+                lambda body=body: client.chat.completions.create(**body), policy_of(cfg), item.key
+            )
+        except RequestFailed as exc:
+            counters.requests_sent += exc.n_requests
+            counters.retries += exc.n_requests - 1
+            reason = exc.reason
+            break
+        counters.requests_sent += sent
+        counters.retries += retries
+        if resp.usage is not None:
+            prompt_tokens += resp.usage.prompt_tokens or 0
+            completion_tokens += resp.usage.completion_tokens or 0
+        model_name = resp.model or model_name
+        fingerprint = resp.system_fingerprint or fingerprint
+        if not resp.choices:
+            payload, reason = None, "answer without choices"
+        else:
+            payload, reason = judge_answer(task, resp.choices[0])
+        if payload is not None:
+            return Outcome(
+                item.key, item.text_sha256, True, payload, "", counters.requests_sent, prompt_tokens,
+                completion_tokens, model_name, fingerprint,
+            ), counters  # fmt: skip
+        feedback = reason
+        if ask == cfg.max_reasks:
+            reason = f"{reason} (after {ask + 1} answers)"
+    return Outcome(
+        item.key, item.text_sha256, False, "", scrub(reason), counters.requests_sent, prompt_tokens,
+        completion_tokens, model_name, fingerprint,
+    ), counters  # fmt: skip
+
+
+def run_online(
+    client: openai.OpenAI,
+    task: Task,
+    items: Sequence[Pending],
+    cfg: ErmConfig,
+    on_outcome: Callable[[Outcome], None],
+    *,
+    progress: bool = True,
+) -> Counters:
+    """Answer `items` with `cfg.concurrency` requests in flight; `on_outcome` runs in this thread, per document.
+
+    At most `2 * concurrency` documents are submitted ahead, so an interrupted run has little queued work and memory
+    stays flat for any corpus size. A backend error (rejected key) cancels the rest and propagates.
+    """
+    total = Counters()
+    queue = iter(items)
+    bar = tqdm(total=len(items), desc=f"erm {task.kind} ({cfg.name})", disable=not progress, unit="doc")
+    pool = ThreadPoolExecutor(max_workers=cfg.concurrency, thread_name_prefix="erm")
+    in_flight: set[Future] = set()
+
+    def refill() -> None:
+        while len(in_flight) < 2 * cfg.concurrency:
+            item = next(queue, None)
+            if item is None:
+                return
+            in_flight.add(pool.submit(complete_one, client, task, item, cfg))
+
+    clean_exit = False
+    try:
+        refill()
+        while in_flight:
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for fut in done:
+                in_flight.discard(fut)
+                outcome, counters = fut.result()
+                total.requests_sent += counters.requests_sent
+                total.retries += counters.retries
+                total.reasks += counters.reasks
+                if not outcome.ok:
+                    log.warning("erm %s: document %s failed: %s", task.kind, outcome.text_sha256[:12], outcome.reason)
+                on_outcome(outcome)
+                bar.update(1)
+            refill()
+        clean_exit = True
+    finally:
+        # On an error, drop queued documents and do not wait for requests in flight (they may be backing off).
+        pool.shutdown(wait=clean_exit, cancel_futures=True)
+        bar.close()
+    return total

@@ -1,0 +1,122 @@
+"""The embedding model as the pipeline sees it: texts in, L2-normalised vectors out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+from transformers import BatchEncoding
+
+from apex.model.config import ModelConfig
+from apex.model.loading import LoadedModel, load_base_model
+from apex.model.pooling import POOLERS
+from apex.model.precision import autocast, resolve_bf16
+
+Kind = Literal["query", "document"]
+
+
+class Encoder:
+    """A transformer backbone + pooling + L2 normalisation, with per-kind prefixes and max lengths.
+
+    ``embed`` keeps the graph (training); ``encode`` is the batched, no-grad, length-sorted inference path.
+    ``model`` may be swapped for a LoRA-wrapped version of itself (``peft.PeftModel``) by the training recipe.
+    """
+
+    def __init__(self, loaded: LoadedModel, cfg: ModelConfig, device: torch.device) -> None:
+        self.model = loaded.model
+        self.tokenizer = loaded.tokenizer
+        self.cfg = cfg
+        self.device = device
+        self.directory = loaded.directory
+        self.weights_hash = loaded.weights_hash
+        self.use_bf16 = resolve_bf16(cfg.bf16, device)
+        self.pool = POOLERS[cfg.pooling]
+
+    def identity(self) -> dict[str, object]:
+        """Everything that changes what the *base* model computes: the key of cached base embeddings."""
+        return {
+            "source": self.cfg.source,
+            "weights": self.weights_hash,
+            "pooling": self.cfg.pooling,
+            "query_max_length": self.cfg.query_max_length,
+            "doc_max_length": self.cfg.doc_max_length,
+            "query_prefix": self.cfg.query_prefix,
+            "doc_prefix": self.cfg.doc_prefix,
+            "append_eos": self.cfg.append_eos,
+            "bf16": self.use_bf16,
+            "quantization": self.cfg.quantization,
+        }
+
+    def tokenize(self, texts: Sequence[str], kind: Kind) -> BatchEncoding:
+        prefix = self.cfg.query_prefix if kind == "query" else self.cfg.doc_prefix
+        max_length = self.cfg.query_max_length if kind == "query" else self.cfg.doc_max_length
+        texts = [prefix + t for t in texts]
+        if not self.cfg.append_eos:
+            batch = self.tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        else:
+            # Decoders read the whole text into the last position: end every text with EOS so that position is
+            # the same kind of token for all texts, also for truncated ones.
+            rows = self.tokenizer(texts, truncation=True, max_length=max_length - 1)["input_ids"]
+            rows = [[*row, self.tokenizer.eos_token_id] for row in rows]
+            batch = self._pad(rows)
+        return batch.to(self.device)
+
+    def _pad(self, rows: list[list[int]]) -> BatchEncoding:
+        """Pad token id lists to one (batch, longest) tensor on the tokenizer's padding side."""
+        longest = max(len(r) for r in rows)
+        input_ids = torch.full((len(rows), longest), self.tokenizer.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(rows), longest), dtype=torch.long)
+        for i, row in enumerate(rows):
+            span = slice(longest - len(row), longest) if self.tokenizer.padding_side == "left" else slice(0, len(row))
+            input_ids[i, span] = torch.tensor(row)
+            attention_mask[i, span] = 1
+        return BatchEncoding({"input_ids": input_ids, "attention_mask": attention_mask})
+
+    def embed(self, texts: Sequence[str], kind: Kind) -> torch.Tensor:
+        """(len(texts), dim) float32, unit norm, differentiable."""
+        batch = self.tokenize(texts, kind)
+        with autocast(self.use_bf16, self.device):
+            hidden = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        pooled = self.pool(hidden.float(), batch["attention_mask"])  # (batch, dim)
+        return F.normalize(pooled, dim=-1)
+
+    @torch.no_grad()
+    def encode(
+        self, texts: Sequence[str], kind: Kind, show_progress: bool = False, batch_size: int | None = None
+    ) -> np.ndarray:
+        """(len(texts), dim) float32 numpy, unit norm; texts are batched longest first to waste little padding."""
+        batch_size = batch_size or self.cfg.batch_size
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        was_training = self.model.training
+        self.model.eval()
+        chunks: list[np.ndarray] = []
+        try:
+            starts = range(0, len(texts), batch_size)
+            for start in tqdm(starts, desc=f"encode {kind}s", disable=not show_progress, leave=False):
+                batch_texts = [texts[i] for i in order[start : start + batch_size]]
+                chunks.append(self.embed(batch_texts, kind).cpu().numpy())
+        finally:
+            self.model.train(was_training)
+        if not chunks:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        stacked = np.concatenate(chunks).astype(np.float32, copy=False)
+        out = np.empty_like(stacked)
+        out[order] = stacked  # undo the length sort
+        return out
+
+    @property
+    def dimension(self) -> int:
+        return int(self.model.config.hidden_size)
+
+
+def pick_device() -> torch.device:
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def load_encoder(cfg: ModelConfig, device: torch.device | None = None) -> Encoder:
+    device = device or pick_device()
+    return Encoder(load_base_model(cfg, device), cfg, device)

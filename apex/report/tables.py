@@ -1,0 +1,194 @@
+"""Tabular outputs: results.csv (one row per cell and stop point), results.json (every table), table.tex."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from apex.report.collect import METRICS, STOP
+
+if TYPE_CHECKING:
+    from apex.report.build import ReportData
+
+COMPARISON_COLUMNS = (
+    "baseline",
+    "diff",
+    "ci_low",
+    "ci_high",
+    "n_pairs",
+    "n10",
+    "n01",
+    "discordance",
+    "p_perm",
+    "p_perm_holm",
+    "p_perm_bh",
+    "p_ttest",
+    "p_ttest_holm",
+    "p_ttest_bh",
+    "mcnemar_seeds_significant_holm",
+    "cohens_h",
+    "odds_ratio",
+    "mde_pairs",
+    "mde_seeds",
+    "sd_seed_diff",
+)
+
+
+def fmt_pct(value: float, digits: int = 1) -> str:
+    return "n/a" if value is None or not np.isfinite(value) else f"{100 * value:.{digits}f}%"
+
+
+def fmt_points(value: float, digits: int = 1) -> str:
+    return "n/a" if value is None or not np.isfinite(value) else f"{100 * value:+.{digits}f}"
+
+
+def fmt_p(value: float) -> str:
+    if value is None or not np.isfinite(value):
+        return "n/a"
+    return "<0.0001" if value < 1e-4 else f"{value:.2g}" if value < 0.01 else f"{value:.3f}"
+
+
+def fmt_count(value: float) -> str:
+    return "n/a" if value is None or not np.isfinite(value) else f"{int(value):,}"
+
+
+def results_frame(data: ReportData) -> pd.DataFrame:
+    """Wide results: one row per (cell, stop_fraction); metric columns, then the comparison with the baseline."""
+    cells = data.cells
+    keys = ["cell", "cell_label", STOP]
+    wide = cells.drop_duplicates(keys)[[*keys, "n_seeds", "n_queries", "corpus_size"]].reset_index(drop=True)
+    for metric in METRICS:
+        part = cells[cells["metric"] == metric][[*keys, "mean", "sd", "ci_low", "ci_high"]]
+        part = part.rename(columns={c: f"{metric}_{c}" for c in ("mean", "sd", "ci_low", "ci_high")})
+        wide = wide.merge(part, on=keys, how="left")
+    info = data.cell_info[["cell", "role"]]
+    wide = wide.merge(info, on="cell", how="left")
+    best = data.best[["cell", STOP]].assign(is_best_stop=True)
+    wide = wide.merge(best, on=["cell", STOP], how="left")
+    wide["is_best_stop"] = wide["is_best_stop"].fillna(False).astype(bool)
+    if len(data.comparisons):
+        comp = data.comparisons[["cell", STOP, *COMPARISON_COLUMNS]].rename(
+            columns={"ci_low": "diff_ci_low", "ci_high": "diff_ci_high"}
+        )
+        wide = wide.merge(comp, on=["cell", STOP], how="left")
+        labels = data.meta["labels"]
+        wide.insert(wide.columns.get_loc("baseline") + 1, "baseline_label", wide["baseline"].map(labels))
+    return wide.sort_values(["cell_label", STOP], kind="stable").reset_index(drop=True)
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe Python values: numpy scalars unwrapped, NaN/inf as null."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [_plain(row) for row in frame.to_dict(orient="records")]
+
+
+def write_csv(data: ReportData, path: Path) -> Path:
+    results_frame(data).to_csv(path, index=False, float_format="%.6g")
+    return path
+
+
+def write_json(data: ReportData, path: Path) -> Path:
+    config = dataclasses.asdict(data.config)
+    config["baseline"] = str(data.config.baseline)
+    config["tracking_uri"] = data.meta["tracking_uri"]  # never a password
+    document = {
+        "meta": _plain(data.meta),
+        "config": _plain(config),
+        "results": _records(results_frame(data)),
+        "cells": _records(data.cells),
+        "seeds": _records(data.seeds),
+        "comparisons": _records(data.comparisons),
+        "mcnemar": _records(data.mcnemar),
+        "best_stop": _records(data.best),
+        "cell_info": _records(data.cell_info),
+        "notes": list(data.notes),
+    }
+    path.write_text(json.dumps(document, indent=2, allow_nan=False), encoding="utf-8")
+    return path
+
+
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+
+
+def latex_table(data: ReportData) -> str:
+    """A booktabs table: each cell at its best stop point, rank@1 with its interval and the baseline comparison."""
+    wide = results_frame(data)
+    best = wide[wide["is_best_stop"]]
+    has_comp = "diff" in wide
+    lines = [
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\begin{tabular}{lrrrrrr}" if has_comp else r"\begin{tabular}{lrr}",
+        r"\toprule",
+        (
+            r"Configuration & Stop & Rank@1 (\%) & $\Delta$ (pts) & $p$ Holm & $p$ BH & MDE (pts) \\"
+            if has_comp
+            else r"Configuration & Stop & Rank@1 (\%) \\"
+        ),
+        r"\midrule",
+    ]
+    for r in best.to_dict(orient="records"):
+        rank = f"{100 * r['rank_at_1_mean']:.1f} [{100 * r['rank_at_1_ci_low']:.1f}, {100 * r['rank_at_1_ci_high']:.1f}]"
+        cells = [latex_escape(r["cell_label"]), f"{r[STOP]:g}", rank.replace("nan", "--")]
+        if has_comp:
+            if isinstance(r.get("baseline"), str) and r["baseline"]:
+                diff = f"{100 * r['diff']:+.1f} [{100 * r['diff_ci_low']:+.1f}, {100 * r['diff_ci_high']:+.1f}]"
+                cells += [
+                    diff.replace("nan", "--"),
+                    latex_escape(fmt_p(r["p_perm_holm"])),
+                    latex_escape(fmt_p(r["p_perm_bh"])),
+                    f"{100 * r['mde_pairs']:.1f}".replace("nan", "--"),
+                ]
+            else:
+                cells += ["baseline" if r["role"] == "baseline" else "--", "", "", ""]
+        lines.append(" & ".join(cells) + r" \\")
+    queries = fmt_count(wide["n_queries"].min()) if len(wide) else "n/a"
+    corpus = fmt_count(wide["corpus_size"].min()) if len(wide) else "n/a"
+    seeds = int(wide["n_seeds"].max()) if len(wide) else 0
+    caption = (
+        f"Rank@1 on {queries} test queries against a corpus of {corpus} documents, mean of up to {seeds} seeds "
+        f"at each configuration's best stop point, with {100 * data.config.confidence:.0f}\\% hierarchical-bootstrap intervals (seeds, then queries). "
+        f"$\\Delta$: difference from the plain-text baseline ({latex_escape(str(data.config.baseline))}); "
+        f"$p$: paired sign-flip permutation test, Holm and Benjamini--Hochberg adjusted over all comparisons; "
+        f"MDE: minimum detectable effect at {100 * data.config.power:.0f}\\% power, "
+        f"$\\alpha = {data.config.alpha:g}$."
+    )
+    lines += [r"\bottomrule", r"\end{tabular}", f"\\caption{{{caption}}}", r"\label{tab:apex-rank1}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_latex(data: ReportData, path: Path) -> Path:
+    path.write_text(latex_table(data), encoding="utf-8")
+    return path

@@ -1,0 +1,32 @@
+"""Entry point: `python -m apex.run [overrides]`, or `-m` for a Hydra multirun sweep."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+# Offline by default: a hub id would otherwise retry for ~50 s before failing. Set before transformers loads.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import hydra  # noqa: E402
+from hydra.core.hydra_config import HydraConfig  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+log = logging.getLogger("apex")
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> float:
+    from apex.recipe import run  # heavy imports after Hydra has parsed the command line
+
+    summary = run(cfg, overrides=list(HydraConfig.get().overrides.task))
+    print(summary.render(), flush=True)
+    last = max(summary.test)
+    return summary.test[last]["rank_at_1"]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""MLflow run lifecycle for one job: open (as a sweep's child when there is one), log, close.
+
+The recipe is the only caller. Runs are opened with ``parent_run_id`` from the environment variable that the
+sweep callback sets, which works with any Hydra launcher (unlike ``nested=True``, which relies on the
+in-process run stack).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from apex.tracking.secrets import scrub, scrub_mapping
+
+log = logging.getLogger("apex.tracking")
+
+PARENT_RUN_ENV = "APEX_PARENT_RUN_ID"
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    uri: str = "sqlite:///experiments/mlflow.db"
+    artifact_root: str = "experiments/mlartifacts"
+    experiment: str = "apex"
+    log_adapter: bool = True
+
+    @classmethod
+    def from_cfg(cls, section: Mapping[str, Any]) -> TrackingConfig:
+        unknown = sorted(set(section) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"tracking config: unknown keys {unknown}")
+        return cls(**dict(section))
+
+
+def connect(cfg: TrackingConfig) -> str:
+    """Point MLflow at the store and make sure the experiment exists; returns its id.
+
+    A new experiment gets an explicit artifact location: without one, MLflow 3 puts artifacts in ./mlruns.
+    """
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    if cfg.uri.startswith("sqlite:///"):
+        Path(cfg.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(cfg.uri)
+    client = MlflowClient()
+    found = client.get_experiment_by_name(cfg.experiment)
+    if found is not None:
+        return found.experiment_id
+    location = cfg.artifact_root
+    if "://" not in location:
+        location = Path(location).resolve().as_uri()
+    return client.create_experiment(cfg.experiment, artifact_location=f"{location}/{cfg.experiment}")
+
+
+class JobRun:
+    """One MLflow run for one job; every string it logs passes through the secret scrubber."""
+
+    def __init__(self, cfg: TrackingConfig, run_name: str, tags: Mapping[str, str]) -> None:
+        experiment_id = connect(cfg)
+        parent = os.environ.get(PARENT_RUN_ENV)
+        self.run = mlflow.start_run(
+            experiment_id=experiment_id,
+            run_name=run_name,
+            parent_run_id=parent or None,
+            tags=scrub_mapping(dict(tags)),
+        )
+        self.run_id = self.run.info.run_id
+        log.info("MLflow run %s%s", self.run_id, f" (child of {parent})" if parent else "")
+
+    def log_params(self, params: Mapping[str, str]) -> None:
+        items = list(scrub_mapping(params).items())
+        for start in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
+            mlflow.log_params(dict(items[start : start + 100]))
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        mlflow.set_tags(scrub_mapping(dict(tags)))
+
+    def log_table(self, table: pd.DataFrame, artifact_file: str) -> None:
+        mlflow.log_table(table, artifact_file=artifact_file)
+
+    def log_json(self, payload: Any, artifact_file: str) -> None:
+        mlflow.log_text(scrub(json.dumps(payload, indent=2, default=str)), artifact_file)
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        mlflow.log_text(scrub(text), artifact_file)
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        if path.is_dir():
+            mlflow.log_artifacts(str(path), artifact_path)
+        else:
+            mlflow.log_artifact(str(path), artifact_path)
+
+    def end(self, failed: bool = False) -> None:
+        mlflow.end_run(status="FAILED" if failed else "FINISHED")

@@ -1,0 +1,50 @@
+"""Hydra callback: one MLflow parent run per multirun sweep; every job attaches to it as a child."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig
+
+from apex.tracking.mlflow_run import PARENT_RUN_ENV, TrackingConfig, connect
+from apex.tracking.secrets import scrub
+
+log = logging.getLogger("apex.tracking")
+
+
+class MlflowSweepCallback(Callback):
+    """Opens the sweep's parent run before the first job and closes it after the last.
+
+    The parent id travels to the jobs through an environment variable, so any launcher that inherits the
+    environment (the basic one runs jobs in this process) attaches children with ``parent_run_id``.
+    """
+
+    def __init__(self) -> None:
+        self.parent_run_id: str | None = None
+        self.client: MlflowClient | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        tracking = TrackingConfig.from_cfg(config.tracking)
+        experiment_id = connect(tracking)
+        self.client = MlflowClient()
+        hydra_cfg = HydraConfig.get()
+        sweep_dir = str(hydra_cfg.sweep.dir)
+        overrides = " ".join(hydra_cfg.overrides.task)
+        run = self.client.create_run(
+            experiment_id,
+            run_name=f"sweep-{os.path.basename(sweep_dir)}",
+            tags={"apex.kind": "sweep", "apex.sweep_dir": sweep_dir, "apex.sweep_overrides": scrub(overrides)},
+        )
+        self.parent_run_id = run.info.run_id
+        os.environ[PARENT_RUN_ENV] = self.parent_run_id
+        log.info("MLflow sweep parent run %s (%s)", self.parent_run_id, overrides)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if self.client is not None and self.parent_run_id is not None:
+            self.client.set_terminated(self.parent_run_id, "FINISHED")
+        os.environ.pop(PARENT_RUN_ENV, None)
