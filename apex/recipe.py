@@ -20,12 +20,22 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from apex.data import Dataset, DatasetConfig, prepare_splits
+from apex.data import Dataset, DatasetConfig, prepare_splits, splits_fingerprint
+from apex.erm import ErmConfig, build_maps, map_view_with_counts, size_reduction, write_reduction_histogram
 from apex.eval import EvalResult, evaluate_embeddings
 from apex.eval.config import EvalConfig
 from apex.model import Encoder, ModelConfig, add_lora, load_encoder, save_adapter
-from apex.tracking import JobRun, TrackingConfig, as_params, cell_hash, cell_label, flatten, git_state
-from apex.tracking import reject_secrets_in_config
+from apex.sampling import SamplerConfig, mine_negatives, write_outputs
+from apex.tracking import (
+    JobRun,
+    TrackingConfig,
+    as_params,
+    cell_hash,
+    cell_label,
+    flatten,
+    git_state,
+    reject_secrets_in_config,
+)
 from apex.train import TrainConfig, build_examples, relevant_sets, train
 
 log = logging.getLogger("apex.recipe")
@@ -83,7 +93,24 @@ def evaluate(encoder: Encoder, split: Dataset, documents: pd.DataFrame, cfg: Eva
     )
 
 
-def run(cfg: DictConfig, overrides: list[str] | None = None) -> Summary:
+def erm_view(
+    table: pd.DataFrame, id_column: str, cfg: ErmConfig, cache_dir: Path, progress: bool
+) -> tuple[pd.DataFrame, dict[str, float], pd.DataFrame]:
+    """The table with ``text`` replaced by rendered maps: (view, stats, failures). Empty/failed maps keep plain text."""
+    items = table[[id_column, "text"]].rename(columns={id_column: "id"})
+    result = build_maps(items, cfg, cache_dir, progress=progress)
+    maps = result.maps.rename(columns={"doc_id": id_column}) if id_column != "doc_id" else result.maps
+    if id_column == "doc_id":
+        view, counts = map_view_with_counts(table, maps)
+    else:  # queries: same fallback rule, keyed by query_id
+        renamed, counts = map_view_with_counts(
+            table.rename(columns={id_column: "doc_id"}), maps.rename(columns={id_column: "doc_id"})
+        )
+        view = renamed.rename(columns={"doc_id": id_column})
+    return view, {**result.stats, **{f"view_{k}": float(v) for k, v in counts.items()}}, result.failures
+
+
+def run(cfg: DictConfig, overrides: list[str] | None = None, output_dir: str | None = None) -> Summary:
     started = time.perf_counter()
     # ---- setup: read every config section once, typed and validated, before any work
     resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -95,6 +122,10 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> Summary:
     train_cfg = TrainConfig.from_cfg(resolved["training"])
     eval_cfg = EvalConfig.from_cfg(resolved["eval"])
     tracking_cfg = TrackingConfig.from_cfg(resolved["tracking"])
+    erm_cfg = ErmConfig.from_cfg(resolved["erm"])
+    sampler_cfg = SamplerConfig.from_cfg(resolved["sampler"])
+    cache_dir = Path(cfg.cache_dir)
+    out_dir = Path(output_dir or tempfile.mkdtemp(prefix="apex-run-"))
     progress = bool(cfg.progress)
     if cfg.get("torch_threads"):
         torch.set_num_threads(int(cfg.torch_threads))
@@ -103,7 +134,29 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> Summary:
     # ---- data: one split by document, fixed across training seeds
     splits = prepare_splits(data_cfg)
     train_split, val_split, test_split = splits["train"], splits["val"], splits["test"]
-    train_docs = train_split.corpus  # the training view: plain text here
+
+    # ---- ERMs: the training view of the documents (and, if asked, of the queries). Runs before the model loads,
+    # so a missing API key or a dead LLM server fails the run at once.
+    train_docs, train_query_texts = train_split.corpus, None
+    test_docs, val_docs = test_split.corpus, val_split.corpus
+    erm_stats: dict[str, float] = {}
+    erm_failures: list[pd.DataFrame] = []
+    if erm_cfg.name != "none":
+        erm_cache = cache_dir / "erm"
+        train_docs, erm_stats, failures = erm_view(train_split.corpus, "doc_id", erm_cfg, erm_cache, progress)
+        erm_failures.append(failures)
+        if erm_cfg.apply_to == "documents_and_queries":
+            train_query_texts, query_stats, failures = erm_view(
+                train_split.queries, "query_id", erm_cfg, erm_cache, progress
+            )
+            erm_stats.update({f"query_{k}": v for k, v in query_stats.items()})
+            erm_failures.append(failures)
+        if eval_cfg.view == "erm":
+            test_docs, _, failures = erm_view(test_split.corpus, "doc_id", erm_cfg, erm_cache, progress)
+            val_docs, _, more = erm_view(val_split.corpus, "doc_id", erm_cfg, erm_cache, progress)
+            erm_failures += [failures, more]
+    elif eval_cfg.view == "erm":
+        raise ValueError("eval.view=erm needs an ERM backend (erm=spacy, gpt4o, ...), got erm=none")
 
     cell = cell_hash(flat)
     label = cell_label(overrides or [])
@@ -118,7 +171,7 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> Summary:
             "apex.seed": str(seed),
             "apex.git_commit": commit,
             "apex.git_dirty": str(dirty).lower(),
-            "apex.dataset_fingerprint": test_split.fingerprint()[:16],
+            "apex.dataset_fingerprint": splits_fingerprint(splits)[:16],
         },
     )
     failed = True
@@ -128,14 +181,6 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> Summary:
         for name, split in splits.items():
             tracker.log_metrics({f"{name}_documents": len(split.corpus), f"{name}_queries": len(split.queries)})
 
-        # ---- model
-        encoder = load_encoder(model_cfg)
-        log.info("model %s on %s, bf16 autocast %s", model_cfg.source, encoder.device, encoder.use_bf16)
-
-        # ---- examples: (query, positive, mined negatives)
-        examples = build_examples(train_split.queries, train_docs, train_split.qrels)
-        relevant = relevant_sets(train_split.qrels)
-
         summary = Summary(
             run_id=tracker.run_id,
             cell=label,
@@ -143,8 +188,57 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> Summary:
             corpus_size=len(test_split.corpus),
             n_queries=len(test_split.queries),
         )
-        test_docs = test_split.corpus
-        val_docs = val_split.corpus
+        summary_extra = summary.extra
+
+        # ---- model
+        encoder = load_encoder(model_cfg)
+        log.info("model %s on %s, bf16 autocast %s", model_cfg.source, encoder.device, encoder.use_bf16)
+
+        if erm_cfg.name != "none":
+            per_doc, reduction = size_reduction(
+                list(train_split.corpus["text"]), list(train_docs["text"]), encoder.tokenizer
+            )
+            tracker.log_metrics({**{f"erm_{k}": v for k, v in erm_stats.items()}, **reduction})
+            per_doc.insert(0, "doc_id", train_split.corpus["doc_id"].to_numpy())
+            tracker.log_table(per_doc, "erm/size_per_document.json")
+            tracker.log_artifact(write_reduction_histogram(per_doc, out_dir / "erm_size_reduction.png"), "erm")
+            failures = pd.concat(erm_failures, ignore_index=True)
+            if len(failures):
+                tracker.log_table(failures, "erm/failures.json")
+            mean, median = reduction["token_reduction_mean_pct"], reduction["token_reduction_median_pct"]
+            summary_extra["ERM input-size reduction (tokens)"] = (
+                f"mean {mean:.2f}%, median {median:.2f}% over {len(per_doc)} training documents (paper: 37.71%)"
+            )
+
+        # ---- negatives: mined once from the frozen base model, in the training view
+        mining = mine_negatives(
+            train_split.queries if train_query_texts is None else train_query_texts,
+            train_docs,
+            train_split.qrels,
+            encoder if sampler_cfg.name != "in_batch" else None,
+            sampler_cfg,
+            cache_dir=cache_dir / "base_embeddings",
+            view="plain" if erm_cfg.name == "none" else f"erm:{erm_cfg.name}",
+            seed=seed,
+            progress=progress,
+        )
+        if sampler_cfg.name != "in_batch":
+            tracker.set_tags({"apex.base_embedding_cache": "hit" if mining.cache_hit else "miss"})
+            tracker.log_metrics(
+                {"negatives": len(mining.negatives), "base_embedding_cache_hit": float(mining.cache_hit)}
+            )
+            for path in write_outputs(mining, out_dir / "sampler"):
+                tracker.log_artifact(path, "sampler")
+            summary_extra["negatives"] = (
+                f"{len(mining.negatives)} mined ({sampler_cfg.name}); base embeddings cache "
+                f"{'hit' if mining.cache_hit else 'miss'}"
+            )
+
+        # ---- examples: (query, positive, mined negatives)
+        examples = build_examples(
+            train_split.queries, train_docs, train_split.qrels, mining.negatives, query_texts=train_query_texts
+        )
+        relevant = relevant_sets(train_split.qrels)
 
         def checkpoint(step: int, fraction: float) -> None:
             """Evaluate at a stop point (step 0 = the base model) and log everything the report needs."""

@@ -11,9 +11,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import hydra  # noqa: E402
-from hydra.core.hydra_config import HydraConfig  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
 
 log = logging.getLogger("apex")
 
@@ -22,7 +22,8 @@ log = logging.getLogger("apex")
 def main(cfg: DictConfig) -> float:
     from apex.recipe import run  # heavy imports after Hydra has parsed the command line
 
-    summary = run(cfg, overrides=list(HydraConfig.get().overrides.task))
+    hydra_cfg = HydraConfig.get()
+    summary = run(cfg, overrides=list(hydra_cfg.overrides.task), output_dir=hydra_cfg.runtime.output_dir)
     print(summary.render(), flush=True)
     last = max(summary.test)
     return summary.test[last]["rank_at_1"]

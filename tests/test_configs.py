@@ -59,4 +59,4 @@ def test_default_is_cpu_default_preset() -> None:
 
 def test_smoke_preset_is_small() -> None:
     cfg = compose_with(["experiment=smoke"])
-    assert cfg.dataset.max_documents <= 200 and cfg.training.max_steps <= 10
+    assert cfg.dataset.max_documents <= 300 and cfg.training.max_steps <= 10

@@ -147,7 +147,9 @@ def test_bootstrap_one_seed_equals_plain_index_bootstrap() -> None:
     x = 1.0 / rng.integers(1, 12, size=300)
     ours = hierarchical_bootstrap([x], 20_000, np.random.default_rng(6))
     plain = x[np.random.default_rng(7).integers(0, x.size, size=(20_000, x.size))].mean(axis=1)
-    np.testing.assert_allclose(np.quantile(ours, [0.025, 0.5, 0.975]), np.quantile(plain, [0.025, 0.5, 0.975]), atol=3e-3)
+    np.testing.assert_allclose(
+        np.quantile(ours, [0.025, 0.5, 0.975]), np.quantile(plain, [0.025, 0.5, 0.975]), atol=3e-3
+    )
     assert ours.var() == pytest.approx(analytic_bootstrap_variance([x]), rel=0.05)
 
 

@@ -124,6 +124,32 @@ def test_blocks_never_exceed_chunk_size(monkeypatch: pytest.MonkeyPatch) -> None
     np.testing.assert_array_equal(ranks, whole_ranks)
 
 
+def test_query_row_blocks_bound_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(12)
+    queries, documents = _unit(rng, 30, 16), _unit(rng, 50, 16)
+    whole_scores, whole_indices = topk_cosine(queries, documents, 8)
+    whole_ranks, _ = rank_of(queries, documents, whole_indices[:, 7])
+    shapes: list[tuple[int, ...]] = []
+    real = topk_module._score_block
+
+    def spy(q, d):
+        shapes.append(tuple(q.shape[:1]) + tuple(d.shape[:1]))
+        return real(q, d)
+
+    monkeypatch.setattr(topk_module, "_score_block", spy)
+    monkeypatch.setattr(topk_module, "BLOCK_ENTRIES", 64)  # 4 query rows per 16-document chunk, 1 row beyond 64
+    scores, indices = topk_cosine(queries, documents, 8, chunk_size=16)
+    ranks, _ = rank_of(queries, documents, whole_indices[:, 7], chunk_size=16)
+    assert max(rows * cols for rows, cols in shapes) <= 64
+    assert {rows for rows, cols in shapes if cols == 16} == {4, 2}  # 30 rows = 7 blocks of 4 + 1 of 2
+    np.testing.assert_array_equal(indices, whole_indices)
+    np.testing.assert_array_equal(scores, whole_scores)
+    np.testing.assert_array_equal(ranks, whole_ranks)
+    shapes.clear()
+    topk_cosine(queries, documents, 8, chunk_size=100)  # a chunk wider than the budget still gets one row
+    assert shapes == [(1, 50)] * 30
+
+
 def test_bad_inputs_raise() -> None:
     rng = np.random.default_rng(0)
     queries, documents = _unit(rng, 4, 8), _unit(rng, 10, 8)
@@ -135,6 +161,10 @@ def test_bad_inputs_raise() -> None:
         topk_cosine(queries, documents, 0)
     with pytest.raises(ValueError, match="chunk_size"):
         topk_cosine(queries, documents, 3, chunk_size=0)
+    with pytest.raises(ValueError, match="non-finite"):
+        topk_cosine(queries, np.where(np.arange(10)[:, None] == 4, np.nan, documents), 3)
+    with pytest.raises(ValueError, match="non-finite"):
+        rank_of(np.full_like(queries, np.inf), documents, np.zeros(4, dtype=int))
     with pytest.raises(ValueError, match="empty"):
         topk_cosine(queries, documents[:0], 3)
     with pytest.raises(ValueError, match="shape mismatch"):

@@ -10,7 +10,13 @@ from apex.tracking.provenance import git_state
 
 def test_flatten_namespaces_and_lists() -> None:
     flat = flatten({"training": {"lr": 1e-4, "lora": {"r": 8}, "stop_points": [0.5, 1.0]}, "seed": 3, "x": None})
-    assert flat == {"training.lr": 1e-4, "training.lora.r": 8, "training.stop_points": "[0.5, 1.0]", "seed": 3, "x": None}
+    assert flat == {
+        "training.lr": 1e-4,
+        "training.lora.r": 8,
+        "training.stop_points": "[0.5, 1.0]",
+        "seed": 3,
+        "x": None,
+    }
     params = as_params({**flat, "long": "a" * 7000})
     assert params["x"] == "null" and len(params["long"]) == 6000
 

@@ -110,7 +110,9 @@ class ErmCache:
 
     def results(self, keys: Sequence[str]) -> dict[str, Outcome]:
         """Stored successful outcomes for those of `keys` that have one."""
-        cols = "key, text_sha256, payload, attempts, prompt_tokens, completion_tokens, response_model, system_fingerprint"
+        cols = (
+            "key, text_sha256, payload, attempts, prompt_tokens, completion_tokens, response_model, system_fingerprint"
+        )
         return {
             r[0]: Outcome(r[0], r[1], True, r[2], "", r[3], r[4], r[5], r[6], r[7])
             for r in self._select("results", cols, keys)
@@ -118,7 +120,9 @@ class ErmCache:
 
     def failures(self, keys: Sequence[str]) -> dict[str, Outcome]:
         """Stored failures for those of `keys` that have one (a key is never in both tables)."""
-        cols = "key, text_sha256, reason, attempts, prompt_tokens, completion_tokens, response_model, system_fingerprint"
+        cols = (
+            "key, text_sha256, reason, attempts, prompt_tokens, completion_tokens, response_model, system_fingerprint"
+        )
         return {
             r[0]: Outcome(r[0], r[1], False, "", r[2], r[3], r[4], r[5], r[6], r[7])
             for r in self._select("failures", cols, keys)

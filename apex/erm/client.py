@@ -47,7 +47,9 @@ def _api_key(cfg: ErmConfig) -> str:
     if key:
         return key
     if cfg.name == "openai_compatible" and is_local_url(cfg.base_url):
-        log.info("erm=%s: %s is not set; using a placeholder key for local server %s", cfg.name, API_KEY_ENV, cfg.base_url)
+        log.info(
+            "erm=%s: %s is not set; using a placeholder key for local server %s", cfg.name, API_KEY_ENV, cfg.base_url
+        )
         return LOCAL_PLACEHOLDER_KEY
     where = cfg.base_url or _DEFAULT_HOST
     raise ErmBackendError(
@@ -80,7 +82,9 @@ def preflight(client: openai.OpenAI, cfg: ErmConfig) -> None:
             f"({type(exc).__name__}); is it running, and is erm.base_url right?"
         ) from exc
     except openai.APIStatusError as exc:
-        log.info("erm pre-flight: %s answered GET /models with HTTP %d; treating the server as up", where, exc.status_code)
+        log.info(
+            "erm pre-flight: %s answered GET /models with HTTP %d; treating the server as up", where, exc.status_code
+        )
 
 
 def scrub(text: str) -> str:

@@ -129,11 +129,14 @@ def run_online(
     task: Task,
     items: Sequence[Pending],
     cfg: ErmConfig,
-    on_outcome: Callable[[Outcome], None],
+    on_outcomes: Callable[[list[Outcome]], None],
     *,
     progress: bool = True,
 ) -> Counters:
-    """Answer `items` with `cfg.concurrency` requests in flight; `on_outcome` runs in this thread, per document.
+    """Answer `items` with `cfg.concurrency` requests in flight; `on_outcomes` runs in this thread.
+
+    It gets the documents that finished since the last call (often one, a few when several finish together), so
+    one cache transaction covers them: the fsync per commit stays off the path of the requests.
 
     At most `2 * concurrency` documents are submitted ahead, so an interrupted run has little queued work and memory
     stays flat for any corpus size. A backend error (rejected key) cancels the rest and propagates.
@@ -156,17 +159,27 @@ def run_online(
         refill()
         while in_flight:
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            finished: list[Outcome] = []
+            error: BaseException | None = None
             for fut in done:
                 in_flight.discard(fut)
-                outcome, counters = fut.result()
+                try:
+                    outcome, counters = fut.result()
+                except BaseException as exc:  # a backend error: store what finished beside it, then stop
+                    error = error or exc
+                    continue
                 total.requests_sent += counters.requests_sent
                 total.retries += counters.retries
                 total.reasks += counters.reasks
                 if not outcome.ok:
                     log.warning("erm %s: document %s failed: %s", task.kind, outcome.text_sha256[:12], outcome.reason)
-                on_outcome(outcome)
-                bar.update(1)
-            refill()
+                finished.append(outcome)
+            if error is None:
+                refill()  # before the commit: keep the workers fed while this thread waits on the disk
+            on_outcomes(finished)
+            bar.update(len(finished))
+            if error is not None:
+                raise error
         clean_exit = True
     finally:
         # On an error, drop queued documents and do not wait for requests in flight (they may be backing off).

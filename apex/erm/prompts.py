@@ -35,8 +35,8 @@ key/value pairs with short keys, e.g. {"key": "founded", "value": "1842"}.
   qualifiers: values that belong to the fact rather than to either entity (date, place, score, amount).
 - Use only what the document states. Copy names, numbers and dates exactly as written.
 - Answer with one JSON object and nothing else:
-{"entities": [{"name": "...", "type": "...", "attributes": [{"key": "...", "value": "..."}]}], \
-"relations": [{"subject": "...", "predicate": "...", "object": "...", "qualifiers": [{"key": "...", "value": "..."}]}]}"""
+{"entities": [{"name": "...", "type": "...", "attributes": [{"key": "...", "value": "..."}]}], "relations": \
+[{"subject": "...", "predicate": "...", "object": "...", "qualifiers": [{"key": "...", "value": "..."}]}]}"""
 
 QUERY_SYSTEM_PROMPT = """\
 You write search queries. Given a document, write one natural search query or question, 5 to 20 words, that this \

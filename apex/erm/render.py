@@ -1,10 +1,15 @@
 """The one deterministic renderer from an `EntityMap` to the compact text the model trains on.
 
-Format `erm-text/v1` (documented with an example in docs/erm.md): one line per entity, then one line per relation,
-both in the map's own order (the author's order of salience is kept; nothing is sorted or deduplicated here):
+Format `erm-text/v1` (documented with an example in docs/erm.md): entity lines, then one line per relation, both in
+the map's own order (the author's order of salience is kept; nothing is sorted or deduplicated here):
 
     <name> (<type>)[: <key>: <value>; <key>: <value> ...]
     <subject> | <predicate> | <object>[ | <key>: <value>; ...]
+
+An entity gets its own line only if it has attributes or takes part in no relation: a relation line already names
+it, and a bare "Denver Broncos (organization)" line would add a generic type word and no fact. (Measured on 300
+SQuAD paragraphs with the spaCy backend, listing every entity cut the mean token reduction from 43.5% to 19.5%.)
+The types of those entities stay in `map_json`.
 
 Lines are joined by a newline, which WordPiece and BPE tokenizers treat as plain whitespace (no token), while the
 separators `|`, `:` and `;` cost one token each. Rendering is a pure function of the map: the same map always gives
@@ -29,8 +34,11 @@ def _pairs(pairs: tuple[Attribute, ...]) -> str:
 
 def render_map(erm: EntityMap) -> str:
     """Render a map as `erm-text/v1` text (see the module docstring)."""
+    in_relation = {name for rel in erm.relations for name in (rel.subject, rel.object)}
     lines: list[str] = []
     for entity in erm.entities:
+        if not entity.attributes and entity.name in in_relation:
+            continue
         line = f"{entity.name} ({entity.type})"
         if entity.attributes:
             line += ": " + _pairs(entity.attributes)

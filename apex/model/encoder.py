@@ -96,7 +96,12 @@ class Encoder:
         chunks: list[np.ndarray] = []
         try:
             starts = range(0, len(texts), batch_size)
-            for start in tqdm(starts, desc=f"encode {kind}s", disable=not show_progress, leave=False):
+            for start in tqdm(
+                starts,
+                desc="encode queries" if kind == "query" else "encode documents",
+                disable=not show_progress,
+                leave=False,
+            ):
                 batch_texts = [texts[i] for i in order[start : start + batch_size]]
                 chunks.append(self.embed(batch_texts, kind).cpu().numpy())
         finally:

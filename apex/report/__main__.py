@@ -3,7 +3,7 @@
 Examples:
     python -m apex.report                                  # latest sweep in experiment 'apex'
     python -m apex.report --sweep my-sweep-name --baseline "erm.name=none,sampler.name=in_batch"
-    python -m apex.report --filter "tags.\\`apex.kind\\` = 'job'" --name all-jobs --no-log
+    python -m apex.report --filter 'params.`training.lr` = "0.0001"' --name lr-1e-4
 """
 
 from __future__ import annotations
@@ -19,13 +19,20 @@ from apex.report.config import DEFAULT_IGNORE_PARAMS, ReportConfig, ReportConfig
 
 def parse_args(argv: Sequence[str] | None = None) -> ReportConfig:
     parser = argparse.ArgumentParser(prog="python -m apex.report", description=__doc__.split("\n")[0])
-    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///experiments/mlflow.db)")
+    parser.add_argument(
+        "--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///experiments/mlflow.db)"
+    )
     parser.add_argument("--experiment", help="experiment name (default: apex)")
     parser.add_argument("--sweep", help="sweep parent run id or run name (default: the latest apex.kind=sweep run)")
     parser.add_argument("--filter", help="MLflow filter string selecting job runs directly, instead of a sweep")
     parser.add_argument("--name", help="report name: the folder under --out-root (default: the sweep's run name)")
-    parser.add_argument("--baseline", help="baseline param values, e.g. 'erm.name=none' (default) or 'sampler.name=random'")
-    parser.add_argument("--ignore-params", help=f"comma-separated globs never used to match baselines (default: {','.join(DEFAULT_IGNORE_PARAMS)})")
+    parser.add_argument(
+        "--baseline", help="baseline param values, e.g. 'erm.name=none' (default) or 'sampler.name=random'"
+    )
+    parser.add_argument(
+        "--ignore-params",
+        help=f"comma-separated globs never used to match baselines (default: {','.join(DEFAULT_IGNORE_PARAMS)})",
+    )
     parser.add_argument("--out-root", help="folder for reports (default: reports)")
     parser.add_argument("--n-boot", type=int, help="bootstrap resamples (default: 2000)")
     parser.add_argument("--n-permutations", type=int, help="sign-flip resamples (default: 10000)")
@@ -33,7 +40,13 @@ def parse_args(argv: Sequence[str] | None = None) -> ReportConfig:
     parser.add_argument("--alpha", type=float, help="test level for verdicts and MDE (default: 0.05)")
     parser.add_argument("--power", type=float, help="power for the minimum detectable effect (default: 0.8)")
     parser.add_argument("--seed", type=int, help="random seed of the bootstrap and permutations (default: 0)")
-    parser.add_argument("--no-log", dest="log_to_mlflow", action="store_false", default=None, help="do not log the report to the sweep parent run")
+    parser.add_argument(
+        "--no-log",
+        dest="log_to_mlflow",
+        action="store_false",
+        default=None,
+        help="do not log the report to the sweep parent run",
+    )
     parser.add_argument("--no-figures", dest="figures", action="store_false", default=None, help="skip the figures")
     args = vars(parser.parse_args(argv))
     return ReportConfig.from_cfg(args)

@@ -101,6 +101,11 @@ def best_stops(sweep: SweepData) -> pd.DataFrame:
         else:
             last = float(group[STOP].max())
             rows.append(
-                {"cell": cell, STOP: last, "basis": "last stop point (no val_rank_at_1 logged)", "val_rank_at_1": np.nan}
+                {
+                    "cell": cell,
+                    STOP: last,
+                    "basis": "last stop point (no val_rank_at_1 logged)",
+                    "val_rank_at_1": np.nan,
+                }
             )
     return pd.DataFrame(rows, columns=["cell", STOP, "basis", "val_rank_at_1"])

@@ -12,7 +12,7 @@ import pandas as pd
 from mlflow import MlflowClient
 
 from apex.report.aggregate import best_stops, summarise_cells
-from apex.report.baseline import cell_params, match_baselines
+from apex.report.baseline import BaselineMatch, cell_params, match_baselines
 from apex.report.collect import PerQueryLoader, collect
 from apex.report.compare import compare_all
 from apex.report.config import LORA_R_PARAM, LR_PARAM, ReportConfig
@@ -47,9 +47,10 @@ class ReportResult:
     seconds: float
 
 
-def _cell_info(sweep_runs: pd.DataFrame, params: dict[str, dict[str, str]], pairs, match) -> pd.DataFrame:
+def _cell_info(sweep_runs: pd.DataFrame, params: dict[str, dict[str, str]], match: BaselineMatch) -> pd.DataFrame:
     rows = []
     for cell, group in sweep_runs.groupby("cell", sort=True):
+        pairs = match.pairs
         role = "baseline" if cell in match.baselines else ("compared" if cell in pairs else "no baseline")
         rows.append(
             {
@@ -104,8 +105,10 @@ def analyse(client: MlflowClient, config: ReportConfig) -> ReportData:
         "baseline_spec": str(config.baseline),
         "labels": labels.to_dict(),
     }
-    info = _cell_info(sweep.runs, params, match.pairs, match)
-    return ReportData(selection.name, meta, config, cells, seeds, comparisons.table, comparisons.mcnemar, best, info, params, notes)
+    info = _cell_info(sweep.runs, params, match)
+    return ReportData(
+        selection.name, meta, config, cells, seeds, comparisons.table, comparisons.mcnemar, best, info, params, notes
+    )
 
 
 def build_report(config: ReportConfig, client: MlflowClient | None = None) -> ReportResult:

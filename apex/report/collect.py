@@ -39,7 +39,7 @@ def per_query_path(step: int) -> str:
 class SweepData:
     """Tidy tables of one sweep.
 
-    runs:    run_id, cell, cell_label, seed, start_time
+    runs:    run_id, cell, cell_label, seed, start_time, dataset_fingerprint
     metrics: run_id, cell, seed, step, stop_fraction, <METRICS>, n_queries, corpus_size, val_rank_at_1
     params:  run_id -> flattened params (strings, as MLflow stores them)
     """
@@ -81,6 +81,16 @@ def _metric_frame(client: MlflowClient, run: Run) -> pd.DataFrame:
     return frame.reset_index()
 
 
+def _provenance_notes(runs: list[Run], notes: list[str]) -> None:
+    """Say when runs come from several commits or from a tree with uncommitted changes (not fatal)."""
+    commits = {r.data.tags.get("apex.git_commit", "unknown") for r in runs}
+    if len(commits) > 1:
+        notes.append(f"runs span {len(commits)} git commits: {', '.join(sorted(c[:10] for c in commits))}")
+    dirty = sum(r.data.tags.get("apex.git_dirty") == "true" for r in runs)
+    if dirty:
+        notes.append(f"{dirty} run(s) ran from a working tree with uncommitted changes (apex.git_dirty=true)")
+
+
 def collect(client: MlflowClient, runs: list[Run]) -> SweepData:
     """Read tags, params and metric histories of `runs` into tidy tables (see `SweepData`)."""
     notes: list[str] = []
@@ -101,6 +111,7 @@ def collect(client: MlflowClient, runs: list[Run]) -> SweepData:
     if duplicates:
         _note(notes, f"skipped {duplicates} older duplicate run(s) of the same cell and seed (kept the latest)")
 
+    _provenance_notes(list(chosen.values()), notes)
     rows, frames, params = [], [], {}
     for (cell, seed), run in sorted(chosen.items()):
         run_id = run.info.run_id
@@ -111,6 +122,7 @@ def collect(client: MlflowClient, runs: list[Run]) -> SweepData:
                 "cell_label": run.data.tags.get("apex.cell_label", cell),
                 "seed": seed,
                 "start_time": run.info.start_time,
+                "dataset_fingerprint": run.data.tags.get("apex.dataset_fingerprint", ""),
             }
         )
         params[run_id] = dict(run.data.params)
@@ -119,7 +131,9 @@ def collect(client: MlflowClient, runs: list[Run]) -> SweepData:
         frame.insert(1, "cell", cell)
         frame.insert(2, "seed", seed)
         frames.append(frame)
-    runs_table = pd.DataFrame(rows, columns=["run_id", "cell", "cell_label", "seed", "start_time"])
+    runs_table = pd.DataFrame(
+        rows, columns=["run_id", "cell", "cell_label", "seed", "start_time", "dataset_fingerprint"]
+    )
     metrics = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if not metrics.empty:
         no_stop = metrics[STOP].isna()
@@ -136,24 +150,31 @@ def collect(client: MlflowClient, runs: list[Run]) -> SweepData:
 
 
 def per_query_values(table: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Per-query values of every reported metric from the 1-based gold rank (one relevant document per query).
+    """Per-query values of every reported metric, float64 arrays in the table's row order.
 
-    rank@1 = [r = 1]; recall@k = [r <= k]; MRR@10 = 1/r if r <= 10 else 0; nDCG@10 = 1/log2(1 + r) if r <= 10
-    else 0 (the ideal DCG of one relevant document is 1).
+    A metric column written by apex.eval (whose mean is the logged aggregate) is used as it is. Without one, the
+    value is derived from the 1-based rank of the best-ranked relevant document, exact for one relevant document
+    per query: rank@1 = [r = 1]; recall@k = [r <= k]; MRR@10 = 1/r if r <= 10 else 0; nDCG@10 = 1/log2(1 + r) if
+    r <= 10 else 0. (With several relevant documents the derived recall and nDCG differ from the logged ones, and
+    the report notes the disagreement.)
     """
     rank = table["gold_rank"].to_numpy(dtype=np.float64)
     top10 = rank <= 10
-    return {
+    derived = {
         "rank_at_1": (rank == 1).astype(np.float64),
         "recall_at_5": (rank <= 5).astype(np.float64),
         "recall_at_10": top10.astype(np.float64),
         "mrr_at_10": np.where(top10, 1.0 / rank, 0.0),
         "ndcg_at_10": np.where(top10, 1.0 / np.log2(1.0 + rank), 0.0),
     }
+    return {
+        metric: table[metric].to_numpy(dtype=np.float64) if metric in table else derived[metric] for metric in METRICS
+    }
 
 
 def parse_per_query(payload: object, source: str) -> pd.DataFrame:
-    """Validate a `log_table` "split" payload into (query_id: str, gold_rank: int) sorted by query_id."""
+    """Validate a `log_table` "split" payload into query_id (str), gold_rank (int) and any per-query metric columns
+    of METRICS (float in [0, 1]), sorted by query_id."""
     if not isinstance(payload, dict) or "columns" not in payload or "data" not in payload:
         raise InputError("not a table written by mlflow.log_table (needs 'columns' and 'data')", file=source)
     columns = list(payload["columns"])
@@ -173,11 +194,27 @@ def parse_per_query(payload: object, source: str) -> pd.DataFrame:
             field="gold_rank",
         )
     frame["gold_rank"] = ranks.astype(np.int64)
+    present = [metric for metric in METRICS if metric in columns]
+    for metric in present:
+        values = pd.to_numeric(frame[metric], errors="coerce")
+        bad = values.isna() | ~np.isfinite(values) | (values < 0) | (values > 1)
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise InputError(
+                f"must be a number in [0, 1], got {frame[metric].iloc[row]!r}",
+                file=source,
+                record=f"query_id {frame['query_id'].iloc[row]}",
+                field=metric,
+            )
+        frame[metric] = values.astype(np.float64)
     duplicated = frame["query_id"].duplicated()
     if duplicated.any():
         query = frame["query_id"][duplicated].iloc[0]
-        raise InputError("query_id appears twice (was the table logged twice?)", file=source, record=query, field="query_id")
-    return frame[["query_id", "gold_rank"]].sort_values("query_id", kind="stable").reset_index(drop=True)
+        raise InputError(
+            "query_id appears twice (was the table logged twice?)", file=source, record=query, field="query_id"
+        )
+    kept = ["query_id", "gold_rank", *present]
+    return frame[kept].sort_values("query_id", kind="stable").reset_index(drop=True)
 
 
 class PerQueryLoader:

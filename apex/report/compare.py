@@ -8,6 +8,7 @@ tables). For paired seed s the per-query difference is d = a - b in {-1, 0, 1}. 
 - exact McNemar per seed, the sign-flip permutation test over all (seed, query) pairs (the primary test), and the
   seed-level paired t-test on the logged per-seed rank@1 (low power with few seeds);
 - effect sizes (Cohen's h, odds ratio of discordant pairs) and minimum detectable effects (apex.report.power);
+- Cochran's Q for seed heterogeneity (does training randomness move the difference more than query noise?);
 - Holm and Benjamini-Hochberg adjusted p-values, each family being every comparison of that test in the report.
 """
 
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from apex.report.bootstrap import Interval, percentile_interval
-from apex.report.collect import STOP, PerQueryLoader, SweepData
+from apex.report.collect import STOP, PerQueryLoader, SweepData, per_query_values
 from apex.report.config import ReportConfig
 from apex.report.multitest import benjamini_hochberg, holm
 from apex.report.paired import (
@@ -29,6 +30,7 @@ from apex.report.paired import (
     discordant_odds_ratio,
     mcnemar_exact,
     paired_t_test,
+    seed_heterogeneity,
     sign_flip_test,
 )
 from apex.report.power import mde_paired_proportions, mde_paired_t
@@ -36,6 +38,35 @@ from apex.report.power import mde_paired_proportions, mde_paired_t
 log = logging.getLogger("apex.report")
 
 METRIC = "rank_at_1"
+
+
+VERDICTS = {
+    "robust": "better or worse across seeds: pooled test (Holm), seed-and-query interval and seed-level t-test (Holm)",
+    "consistent": "pooled test (Holm) and seed-and-query interval agree and seeds do not disagree; t-test too weak",
+    "unstable": "these trained models differ on these queries, but seeds vary as much as the effect",
+    "none": "no significant difference after correction",
+    "untested": "per-query tables missing: no paired test",
+}
+
+
+def classify(row: dict[str, object], alpha: float) -> str:
+    """One of VERDICTS' keys for a comparison row (after the Holm columns exist).
+
+    The pooled tests treat the trained models as fixed, so a recipe-level claim also needs the interval that
+    resamples seeds to exclude zero and no sign of excess seed variation (tests/test_report_calibration.py measures
+    how often each rule is fooled by seed-to-seed variation).
+    """
+    p_pooled = float(row["p_perm_holm"])
+    if not np.isfinite(p_pooled):
+        return "untested"
+    if p_pooled > alpha:
+        return "none"
+    low, high = float(row["ci_low"]), float(row["ci_high"])
+    interval_clear = np.isfinite(low) and not (low <= 0.0 <= high)
+    heterogeneous = float(row.get("p_heterogeneity", np.nan)) <= alpha
+    if not interval_clear or heterogeneous:
+        return "unstable"
+    return "robust" if float(row.get("p_ttest_holm", np.nan)) <= alpha else "consistent"
 
 
 @dataclass
@@ -47,21 +78,35 @@ class Comparisons:
 def _paired_outcomes(
     loader: PerQueryLoader, cell_row: pd.Series, base_row: pd.Series, notes: list[str]
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """Aligned rank@1 outcomes (a, b) of one seed's two runs, joined on query_id; None if a table is missing."""
+    """Aligned rank@1 outcomes (a, b) of one seed's two runs, paired on query_id; None if a table is missing."""
     a_table = loader.load(cell_row["run_id"], int(cell_row["step"]))
     b_table = loader.load(base_row["run_id"], int(base_row["step"]))
     if a_table is None or b_table is None:
         return None
-    joined = a_table.merge(b_table, on="query_id", suffixes=("_a", "_b"), validate="one_to_one")
-    dropped = len(a_table) + len(b_table) - 2 * len(joined)
+    # Both tables are sorted by unique query_id, so keeping the shared ids aligns them row by row.
+    shared_a = a_table["query_id"].isin(b_table["query_id"])
+    shared_b = b_table["query_id"].isin(a_table["query_id"])
+    dropped = int((~shared_a).sum() + (~shared_b).sum())
+    a_table, b_table = a_table[shared_a], b_table[shared_b]
     if dropped:
         notes.append(
             f"runs {cell_row['run_id']} / {base_row['run_id']} step {int(cell_row['step'])}: "
             f"{dropped} query row(s) without a partner were left out of the pairing"
         )
-    return (joined["gold_rank_a"].to_numpy() == 1).astype(np.float64), (joined["gold_rank_b"].to_numpy() == 1).astype(
-        np.float64
-    )
+    if not np.array_equal(a_table["query_id"].to_numpy(), b_table["query_id"].to_numpy()):
+        raise AssertionError("per-query tables must be sorted by query_id")  # parse_per_query guarantees it
+    return per_query_values(a_table)[METRIC], per_query_values(b_table)[METRIC]
+
+
+def _check_same_data(
+    sweep: SweepData, a_runs: pd.DataFrame, b_runs: pd.DataFrame, seeds: list[int], notes: list[str]
+) -> None:
+    """Note paired runs whose dataset fingerprints differ: their queries may share ids but not content."""
+    fingerprint = sweep.runs.set_index("run_id")["dataset_fingerprint"]
+    for seed in seeds:
+        a_id, b_id = a_runs.loc[seed, "run_id"], b_runs.loc[seed, "run_id"]
+        if fingerprint.get(a_id) != fingerprint.get(b_id):
+            notes.append(f"runs {a_id} / {b_id} (seed {seed}) carry different apex.dataset_fingerprint tags")
 
 
 def compare_pair(
@@ -86,6 +131,7 @@ def compare_pair(
             notes.append(f"cell {cell} vs {baseline} at stop {stop:g}: {unpaired} run(s) without a same-seed partner")
         if not seeds:
             continue
+        _check_same_data(sweep, a_runs, b_runs, seeds, notes)
         groups, a_all, b_all, complete = [], [], [], True
         for seed in seeds:
             outcomes = _paired_outcomes(loader, a_runs.loc[seed], b_runs.loc[seed], notes)
@@ -95,7 +141,15 @@ def compare_pair(
             a, b = outcomes
             n10, n01 = discordant_counts(a, b)
             mcnemar_rows.append(
-                {"cell": cell, "baseline": baseline, STOP: stop, "seed": seed, "n_pairs": a.size, "n10": n10, "n01": n01}
+                {
+                    "cell": cell,
+                    "baseline": baseline,
+                    STOP: stop,
+                    "seed": seed,
+                    "n_pairs": a.size,
+                    "n10": n10,
+                    "n01": n01,
+                }
             )
             groups.append(a - b)
             a_all.append(a)
@@ -124,7 +178,11 @@ def compare_pair(
 
 
 def _pooled(
-    groups: list[np.ndarray], a_all: list[np.ndarray], b_all: list[np.ndarray], config: ReportConfig, rng: np.random.Generator
+    groups: list[np.ndarray],
+    a_all: list[np.ndarray],
+    b_all: list[np.ndarray],
+    config: ReportConfig,
+    rng: np.random.Generator,
 ) -> dict[str, object]:
     pairs = np.concatenate(groups)
     n10, n01 = int(np.sum(pairs > 0)), int(np.sum(pairs < 0))
@@ -132,6 +190,7 @@ def _pooled(
     p_a = float(np.mean([a.mean() for a in a_all]))
     p_b = float(np.mean([b.mean() for b in b_all]))
     discordance = (n10 + n01) / pairs.size
+    heterogeneity = seed_heterogeneity(groups)
     return {
         "n_pairs": int(pairs.size),
         "n_queries": int(min(g.size for g in groups)),
@@ -145,6 +204,8 @@ def _pooled(
         "cohens_h": cohens_h(p_a, p_b),
         "odds_ratio": discordant_odds_ratio(n10, n01),
         "mde_pairs": mde_paired_proportions(pairs.size, discordance, config.alpha, config.power),
+        "q_heterogeneity": heterogeneity.statistic,
+        "p_heterogeneity": heterogeneity.pvalue,
     }
 
 
@@ -164,6 +225,8 @@ def _pooled_missing(seed_diff: float) -> dict[str, object]:
         "cohens_h": nan,
         "odds_ratio": nan,
         "mde_pairs": nan,
+        "q_heterogeneity": nan,
+        "p_heterogeneity": nan,
     }
 
 
@@ -198,4 +261,6 @@ def compare_all(
         table["mcnemar_seeds_significant_holm"] = significant.reindex(keys).fillna(0).astype(int).to_numpy()
     elif len(table):
         table["mcnemar_seeds_significant_holm"] = 0
+    if len(table):
+        table["verdict"] = [classify(row, config.alpha) for row in table.to_dict(orient="records")]
     return Comparisons(table, mcnemar)

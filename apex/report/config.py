@@ -19,17 +19,20 @@ LORA_R_PARAM = "training.lora.r"
 
 # Params that never decide which cell is whose baseline: the seed, where things are tracked or written, and paths.
 # Matched with fnmatch against the flattened param key (e.g. "tracking.uri", "data.cache_dir").
+# The first five mirror apex.tracking.params.NON_CELL_PREFIXES (what does not define a cell).
 DEFAULT_IGNORE_PARAMS: tuple[str, ...] = (
     "seed",
     "tracking.*",
     "hydra.*",
+    "run_name",
+    "progress",
+    "torch_threads",
     "*_dir",
     "*_path",
     "*.dir",
     "*.path",
     "*_uri",
     "*.uri",
-    "*output*",
 )
 
 

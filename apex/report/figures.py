@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from apex.report.baseline import is_ignored  # noqa: E402
-from apex.report.collect import STOP  # noqa: E402
-from apex.report.config import LORA_R_PARAM, LR_PARAM  # noqa: E402
+from apex.report.baseline import is_ignored
+from apex.report.collect import STOP
+from apex.report.config import LORA_R_PARAM, LR_PARAM
 
 if TYPE_CHECKING:
     from apex.report.build import ReportData
@@ -54,7 +54,7 @@ def rank_by_stop(data: ReportData, path: Path) -> Path:
     rank = data.cells[data.cells["metric"] == "rank_at_1"]
     fig, ax = plt.subplots(figsize=(8, 5))
     span = max(float(rank[STOP].max() - rank[STOP].min()), 1.0)
-    for i, (cell, group) in enumerate(rank.groupby("cell", sort=True)):
+    for i, (_, group) in enumerate(rank.groupby("cell", sort=True)):
         group = group.sort_values(STOP)
         color = f"C{i % 10}"
         x = group[STOP].to_numpy()
@@ -87,9 +87,13 @@ def seeds_at_best(data: ReportData, path: Path) -> Path:
         values = 100 * np.asarray(row["values"])
         ax.scatter(i + 0.12 + _jitter(values.size, 0.06), values, color="C0", s=18, alpha=0.8)
     ax.set_xticks(range(len(rank)))
-    ax.set_xticklabels([f"{lbl}\n(stop {s:g})" for lbl, s in zip(rank["cell_label"], rank[STOP], strict=True)], fontsize=7)
+    ax.set_xticklabels(
+        [f"{lbl}\n(stop {s:g})" for lbl, s in zip(rank["cell_label"], rank[STOP], strict=True)], fontsize=7
+    )
     ax.set_ylabel("rank@1 (%)")
-    ax.set_title("rank@1 at each cell's best stop point: mean ± interval (black), seeds (blue)\n" + _subtitle(data), fontsize=10)
+    ax.set_title(
+        "rank@1 at each cell's best stop point: mean ± interval (black), seeds (blue)\n" + _subtitle(data), fontsize=10
+    )
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
 
@@ -107,10 +111,12 @@ def diff_by_stop(data: ReportData, path: Path) -> Path:
         if group["ci_low"].notna().any():
             ax.fill_between(x, 100 * group["ci_low"], 100 * group["ci_high"], color=color, alpha=0.15, linewidth=0)
         ax.plot(x, 100 * group["mde_pairs"], linestyle=":", color=color, linewidth=1)
+        ax.plot(x, -100 * group["mde_pairs"], linestyle=":", color=color, linewidth=1)
     ax.axhline(0.0, color="black", linewidth=0.8)
     ax.set_xlabel("stop point (fraction of the training budget; 0 = zero-shot)")
     ax.set_ylabel("Δ rank@1 vs baseline (points)")
-    ax.set_title("difference from baseline: paired interval band; dotted = minimum detectable effect\n" + _subtitle(data), fontsize=10)
+    title = "difference from baseline: paired interval band; dotted = ± minimum detectable effect\n"
+    ax.set_title(title + _subtitle(data), fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     return _save(fig, path)
@@ -121,6 +127,12 @@ def _as_number(value: str) -> float:
         return float(value)
     except ValueError:
         return float("nan")
+
+
+def _group_title(label: str) -> str:
+    """A cell label without its lr and LoRA-rank overrides: what the cells of one heatmap share."""
+    keep = [t for t in label.split() if t.lstrip("+~").split("=", 1)[0] not in (LR_PARAM, LORA_R_PARAM)]
+    return " ".join(keep) or "all cells"
 
 
 def heatmap_groups(data: ReportData) -> list[tuple[str, pd.DataFrame]]:
@@ -141,7 +153,7 @@ def heatmap_groups(data: ReportData) -> list[tuple[str, pd.DataFrame]]:
     groups = []
     for _, group in frame.groupby("rest", sort=False) if len(frame) else []:
         if group["lr"].nunique() > 1 or group["r"].nunique() > 1:
-            groups.append((str(group["cell_label"].iloc[0]), group))
+            groups.append((_group_title(str(group["cell_label"].iloc[0])), group))
     return groups
 
 
@@ -157,12 +169,18 @@ def heatmap(data: ReportData, path: Path) -> Path | None:
         lrs = sorted(group["lr"].unique(), key=lambda v: (_as_number(v), v))
         ranks = sorted(group["r"].unique(), key=lambda v: (_as_number(v), v))
         grid = np.full((len(ranks), len(lrs)), np.nan)
+        stops = np.full(grid.shape, np.nan)
         for row in group.to_dict(orient="records"):
             grid[ranks.index(row["r"]), lrs.index(row["lr"])] = 100 * row["mean"]
+            stops[ranks.index(row["r"]), lrs.index(row["lr"])] = row[STOP]
         image = ax.imshow(grid, cmap="viridis", aspect="auto", origin="lower")
+        middle = np.nanmean([np.nanmin(grid), np.nanmax(grid)])
         for (i, j), value in np.ndenumerate(grid):
             if np.isfinite(value):
-                ax.text(j, i, f"{value:.1f}", ha="center", va="center", color="white", fontsize=8)
+                # Dark text on the bright (high) end of viridis, white on the dark end.
+                color = "black" if value > middle else "white"
+                text = f"{value:.1f}\n(stop {stops[i, j]:g})"
+                ax.text(j, i, text, ha="center", va="center", color=color, fontsize=8)
         ax.set_xticks(range(len(lrs)), lrs, fontsize=8)
         ax.set_yticks(range(len(ranks)), ranks, fontsize=8)
         ax.set_xlabel(LR_PARAM)
@@ -177,7 +195,10 @@ def write_figures(data: ReportData, out_dir: Path) -> list[Path]:
     """Every figure into `out_dir/figures/`; returns the written paths."""
     folder = out_dir / "figures"
     folder.mkdir(parents=True, exist_ok=True)
-    written = [rank_by_stop(data, folder / "rank_at_1_by_stop.png"), seeds_at_best(data, folder / "rank_at_1_seeds.png")]
+    written = [
+        rank_by_stop(data, folder / "rank_at_1_by_stop.png"),
+        seeds_at_best(data, folder / "rank_at_1_seeds.png"),
+    ]
     if not data.comparisons.empty:
         written.append(diff_by_stop(data, folder / "diff_vs_baseline.png"))
     grid = heatmap(data, folder / "heatmap_lr_lora_r.png")

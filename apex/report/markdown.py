@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from apex.report.collect import METRICS, STOP
+from apex.report.compare import VERDICTS
 from apex.report.tables import fmt_count, fmt_p, fmt_pct, fmt_points, results_frame
 
 if TYPE_CHECKING:
@@ -38,35 +39,60 @@ def _interval(mean: float, low: float, high: float) -> str:
     return f"{fmt_pct(mean)} [{fmt_pct(low)}, {fmt_pct(high)}]"
 
 
-def verdict(row: dict[str, object], alpha: float) -> str:
-    """Plain words for one comparison: significant or not, and whether 'not' could mean 'too few seeds'."""
-    diff, low, high = (float(row[k]) for k in ("diff", "ci_low", "ci_high"))
-    p_holm, mde, mde_seeds = float(row["p_perm_holm"]), float(row["mde_pairs"]), float(row["mde_seeds"])
-    if not np.isfinite(p_holm):
-        return "The per-query tables are missing, so there is no paired test; only the seed-level figures stand."
+def _points(value: float) -> str:
+    return fmt_points(value).lstrip("+")
+
+
+def verdict(row: dict[str, object], alpha: float, power: float) -> str:
+    """Plain words for one comparison (its `verdict` column): real, robust across seeds, or below detection?"""
+    kind = str(row["verdict"])
+    diff, mde, mde_seeds = float(row["diff"]), float(row["mde_pairs"]), float(row["mde_seeds"])
     direction = "better" if diff > 0 else "worse"
-    if p_holm <= alpha:
-        text = f"It is **{direction}** than its baseline, and that holds after family-wise (Holm) correction."
-        if np.isfinite(low) and low <= 0 <= high:
+    n_seeds = int(row["n_seeds"])
+    if kind == "untested":
+        return "The per-query tables are missing, so there is no paired test; only the seed-level figures stand."
+    if kind == "robust":
+        text = (
+            f"It is **{direction}** than its baseline, robustly: significant after family-wise (Holm) correction,"
+            " the interval over seeds and queries excludes zero, and the seed-level t-test agrees."
+        )
+    elif kind == "consistent":
+        text = (
+            f"It is **{direction}** than its baseline on these queries: significant after Holm, the interval over seeds"
+            f" and queries excludes zero and the seeds agree with one another; with {n_seeds} seed(s) the seed-level"
+            " t-test cannot confirm it on its own."
+        )
+    elif kind == "unstable":
+        text = (
+            f"These trained models are **{direction}** on these queries (significant after Holm), but training"
+            " randomness is as large as the effect (the interval over seeds and queries includes zero, or the seeds"
+            " disagree beyond query noise: heterogeneity p = "
+            f"{fmt_p(float(row.get('p_heterogeneity', np.nan)))}). The recipe is not yet shown to be {direction};"
+            " add seeds."
+        )
+    else:
+        text = "**No significant difference** after correction."
+        if np.isfinite(mde) and abs(diff) < mde:
             text += (
-                " But the interval over seeds *and* queries includes zero: seed-to-seed variation is as large as the"
-                " effect, so more seeds are needed before calling it robust."
+                f" The observed difference is below the minimum detectable effect ({_points(mde)} points over the"
+                " pooled pairs): this sweep cannot tell a difference that small from noise; it needs more queries or"
+                " seeds, not a conclusion of 'no effect'."
             )
-        return text
-    text = "**No significant difference** after correction."
-    if np.isfinite(mde) and abs(diff) < mde:
+        elif np.isfinite(mde):
+            text += (
+                f" A true difference of {_points(mde)} points would have been detected {100 * power:.0f}% of the time."
+            )
+    p_het = float(row.get("p_heterogeneity", np.nan))
+    if kind != "unstable" and np.isfinite(p_het) and p_het <= alpha:
         text += (
-            f" The observed difference is below the minimum detectable effect ({fmt_points(mde).lstrip('+')} points"
-            " over the pooled pairs): this sweep cannot tell such a difference from noise; it needs more queries or"
-            " seeds, not a conclusion of 'no effect'."
+            f" The seeds disagree more than query noise explains (heterogeneity p = {fmt_p(p_het)}): training"
+            " randomness matters here; more seeds would make the comparison more trustworthy."
         )
-    elif np.isfinite(mde):
-        text += f" Differences of {fmt_points(mde).lstrip('+')} points or more would have been detected 80% of the time."
     if np.isfinite(mde_seeds):
-        text += (
-            f" Across seeds alone the smallest reliably detectable difference is {fmt_points(mde_seeds).lstrip('+')}"
-            " points."
-        )
+        if mde_seeds >= 1.0:
+            text += f" The seed-level t-test, with {n_seeds} seeds, could not detect even a 100-point difference."
+        else:
+            text += f" The seed-level t-test needs a difference of {_points(mde_seeds)} points to detect it reliably."
     return text
 
 
@@ -94,7 +120,7 @@ def headline(data: ReportData) -> list[str]:
             f"{fmt_count(row['corpus_size'])} documents). Paired permutation test p = {fmt_p(row['p_perm'])} "
             f"(Holm {fmt_p(row['p_perm_holm'])}, BH {fmt_p(row['p_perm_bh'])}); minimum detectable effect "
             f"{fmt_points(row['mde_pairs']).lstrip('+')} points at {100 * data.config.power:.0f}% power. "
-            + verdict(row.to_dict(), data.config.alpha)
+            + verdict(row.to_dict(), data.config.alpha, data.config.power)
         )
     return paragraphs or ["No compared cell has its best stop point among the shared stop points."]
 
@@ -116,8 +142,9 @@ def _cells_table(data: ReportData) -> str:
 
 def _comparison_table(data: ReportData) -> str:
     labels = data.meta["labels"]
-    header = ["configuration", "baseline", "stop", "Δ rank@1 [CI] (pts)", "n10 / n01", "p perm (Holm, BH)"]
-    header += ["p t-test (Holm, BH)", "McNemar seeds sig.", "Cohen's h", "OR disc.", "MDE pairs", "MDE seeds"]
+    header = ["configuration", "baseline", "stop", "Δ rank@1 [CI] (pts)", "verdict", "n10 / n01", "p perm (Holm, BH)"]
+    header += ["p t-test (Holm, BH)", "McNemar seeds sig.", "seed het. p", "Cohen's h", "OR disc.", "MDE pairs"]
+    header += ["MDE seeds"]
     rows = []
     for r in data.comparisons.to_dict(orient="records"):
         rows.append(
@@ -126,14 +153,16 @@ def _comparison_table(data: ReportData) -> str:
                 labels.get(r["baseline"], r["baseline"]),
                 f"{r[STOP]:g}",
                 f"{fmt_points(r['diff'])} [{fmt_points(r['ci_low'])}, {fmt_points(r['ci_high'])}]",
+                r["verdict"],
                 f"{r['n10']} / {r['n01']}",
                 f"{fmt_p(r['p_perm'])} ({fmt_p(r['p_perm_holm'])}, {fmt_p(r['p_perm_bh'])})",
                 f"{fmt_p(r['p_ttest'])} ({fmt_p(r['p_ttest_holm'])}, {fmt_p(r['p_ttest_bh'])}) low power",
                 f"{r.get('mcnemar_seeds_significant_holm', 0)} of {r['n_seeds']}",
+                fmt_p(r["p_heterogeneity"]),
                 f"{r['cohens_h']:.3f}" if np.isfinite(r["cohens_h"]) else "n/a",
                 f"{r['odds_ratio']:.2f}" if np.isfinite(r["odds_ratio"]) else "n/a",
-                fmt_points(r["mde_pairs"]).lstrip("+"),
-                fmt_points(r["mde_seeds"]).lstrip("+"),
+                _points(r["mde_pairs"]),
+                "> 100" if r["mde_seeds"] >= 1.0 else _points(r["mde_seeds"]),
             ]
         )
     return _table(header, rows)
@@ -175,7 +204,8 @@ def render(data: ReportData, figures: list[str]) -> str:
         "",
         f"{meta['selection']}: {meta['n_runs']} run(s) in {meta['n_cells']} configuration(s); baseline "
         f"`{meta['baseline_spec']}`. Test queries: {fmt_count(wide['n_queries'].min())}; corpus: "
-        f"{fmt_count(wide['corpus_size'].min())} documents; seeds per configuration: up to {int(wide['n_seeds'].max())}.",
+        f"{fmt_count(wide['corpus_size'].min())} documents; seeds per configuration: up to "
+        f"{int(wide['n_seeds'].max())}.",
         "",
         "## Headline",
         "",
@@ -186,8 +216,8 @@ def render(data: ReportData, figures: list[str]) -> str:
         "",
         "## Metrics by configuration and stop point",
         "",
-        "Percentages; mean ± standard deviation over seeds, then the 95% hierarchical-bootstrap interval "
-        "(seeds, then queries within each seed). ★ marks the best stop point.",
+        f"Percentages; mean ± standard deviation over seeds (points), then the {100 * data.config.confidence:.0f}% "
+        "hierarchical-bootstrap interval (seeds, then queries within each seed). ★ marks the best stop point.",
         "",
         _cells_table(data),
         "",
@@ -198,9 +228,13 @@ def render(data: ReportData, figures: list[str]) -> str:
             "",
             "Δ in percentage points (configuration − baseline), paired on seeds and queries. p perm: sign-flip "
             "permutation test over all (seed, query) pairs (primary). p t-test: seed-level paired t-test. "
-            "Holm controls the family-wise error, BH the false discovery rate, each over every comparison here.",
+            "Holm controls the family-wise error, BH the false discovery rate, each over every comparison here. "
+            "seed het. p: Cochran's Q, small when seeds disagree beyond query noise. MDE: minimum detectable effect "
+            f"at {100 * data.config.power:.0f}% power, α = {data.config.alpha:g} (pooled pairs; seed-level t-test).",
             "",
             _comparison_table(data),
+            "",
+            "Verdicts: " + "; ".join(f"**{key}**: {text}" for key, text in VERDICTS.items()) + ".",
             "",
             "### Exact McNemar test per seed",
             "",

@@ -15,6 +15,11 @@ difference.
   two-sided = min(1, 2 * min(tails)).
 - Seed-level paired t-test on the per-seed means (`scipy.stats.ttest_rel`); with 3 seeds it has 2 degrees of
   freedom and very little power.
+- Seed heterogeneity (Cochran's Q): are the per-seed mean differences further apart than query sampling explains?
+  Q = sum_s w_s (mean_s - mean_w)^2 with w_s = n_s / var_s(d) and mean_w the w-weighted mean; Q ~ chi2(S - 1)
+  when every seed measures the same difference. A small p says training randomness moves the difference: the
+  pooled McNemar and sign-flip tests treat the trained models as fixed, so they then overstate how sure we are
+  about the *recipe*; the hierarchical interval and the seed-level t-test carry that variation.
 """
 
 from __future__ import annotations
@@ -129,3 +134,25 @@ def discordant_odds_ratio(n10: int, n01: int) -> float:
     if n10 == 0 or n01 == 0:
         return (n10 + 0.5) / (n01 + 0.5)
     return n10 / n01
+
+
+@dataclass(frozen=True)
+class HeterogeneityResult:
+    statistic: float  # Cochran's Q
+    pvalue: float
+    n_seeds: int
+
+
+def seed_heterogeneity(groups: list[np.ndarray]) -> HeterogeneityResult:
+    """Cochran's Q over per-seed paired differences; NaN with < 2 seeds or a seed without variation."""
+    arrays = [np.asarray(g, dtype=np.float64).ravel() for g in groups]
+    if len(arrays) < 2 or any(a.size < 2 for a in arrays):
+        return HeterogeneityResult(float("nan"), float("nan"), len(arrays))
+    means = np.array([a.mean() for a in arrays])
+    variances = np.array([a.var(ddof=1) / a.size for a in arrays])  # squared standard error of each seed mean
+    if np.any(variances <= 0):
+        return HeterogeneityResult(float("nan"), float("nan"), len(arrays))
+    weights = 1.0 / variances
+    pooled = float(np.sum(weights * means) / np.sum(weights))
+    q = float(np.sum(weights * (means - pooled) ** 2))
+    return HeterogeneityResult(q, float(stats.chi2.sf(q, len(arrays) - 1)), len(arrays))

@@ -44,7 +44,9 @@ def mde_paired_proportions(n_pairs: int, discordance: float, alpha: float = 0.05
     upper = discordance * (1.0 - 1e-12)
     if power_paired_proportions(n_pairs, discordance, upper, alpha) < power:
         return float("nan")  # even the largest possible difference is not detectable
-    return float(optimize.brentq(lambda d: power_paired_proportions(n_pairs, discordance, d, alpha) - power, 0.0, upper))
+    return float(
+        optimize.brentq(lambda d: power_paired_proportions(n_pairs, discordance, d, alpha) - power, 0.0, upper)
+    )
 
 
 def power_paired_t(n_seeds: int, sd: float, delta: float, alpha: float = 0.05) -> float:
@@ -54,7 +56,11 @@ def power_paired_t(n_seeds: int, sd: float, delta: float, alpha: float = 0.05) -
     df = n_seeds - 1
     t_crit = stats.t.ppf(1.0 - alpha / 2.0, df)
     nc = abs(delta) * math.sqrt(n_seeds) / sd
-    return float(stats.nct.sf(t_crit, df, nc) + stats.nct.cdf(-t_crit, df, nc))
+    upper = stats.nct.sf(t_crit, df, nc)
+    # P(T' < -t) computed as P(T' > t) at -nc (symmetry); scipy's cdf far in the tail can return NaN for what is
+    # a negligible probability, so a NaN here is taken as 0.
+    lower = stats.nct.sf(t_crit, df, -nc)
+    return float(upper + (0.0 if math.isnan(lower) else lower))
 
 
 def mde_paired_t(n_seeds: int, sd: float, alpha: float = 0.05, power: float = 0.8) -> float:

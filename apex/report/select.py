@@ -59,7 +59,9 @@ def _quote(value: str) -> str:
     raise SelectionError(f"cannot search for a name holding both quote characters: {value!r}")
 
 
-def search_all(client: MlflowClient, experiment_id: str, filter_string: str, order_by: list[str] | None = None) -> list[Run]:
+def search_all(
+    client: MlflowClient, experiment_id: str, filter_string: str, order_by: list[str] | None = None
+) -> list[Run]:
     """Every run matching `filter_string`, following page tokens."""
     runs: list[Run] = []
     token: str | None = None
@@ -100,7 +102,9 @@ def find_parent(client: MlflowClient, config: ReportConfig) -> Run:
         what = f"named {config.sweep!r}" if config.sweep else "at all"
         raise SelectionError(f"no sweep parent run (tag {KIND_TAG}=sweep) {what} in experiment {config.experiment!r}")
     if len(found) > 1 and config.sweep is not None:
-        log.warning("%d sweep parents are named %r; using the latest, %s", len(found), config.sweep, found[0].info.run_id)
+        log.warning(
+            "%d sweep parents are named %r; using the latest, %s", len(found), config.sweep, found[0].info.run_id
+        )
     return found[0]
 
 

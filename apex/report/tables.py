@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 COMPARISON_COLUMNS = (
     "baseline",
+    "verdict",
     "diff",
     "ci_low",
     "ci_high",
@@ -37,6 +38,8 @@ COMPARISON_COLUMNS = (
     "mde_pairs",
     "mde_seeds",
     "sd_seed_diff",
+    "q_heterogeneity",
+    "p_heterogeneity",
 )
 
 
@@ -160,7 +163,9 @@ def latex_table(data: ReportData) -> str:
         r"\midrule",
     ]
     for r in best.to_dict(orient="records"):
-        rank = f"{100 * r['rank_at_1_mean']:.1f} [{100 * r['rank_at_1_ci_low']:.1f}, {100 * r['rank_at_1_ci_high']:.1f}]"
+        rank = (
+            f"{100 * r['rank_at_1_mean']:.1f} [{100 * r['rank_at_1_ci_low']:.1f}, {100 * r['rank_at_1_ci_high']:.1f}]"
+        )
         cells = [latex_escape(r["cell_label"]), f"{r[STOP]:g}", rank.replace("nan", "--")]
         if has_comp:
             if isinstance(r.get("baseline"), str) and r["baseline"]:
@@ -179,8 +184,9 @@ def latex_table(data: ReportData) -> str:
     seeds = int(wide["n_seeds"].max()) if len(wide) else 0
     caption = (
         f"Rank@1 on {queries} test queries against a corpus of {corpus} documents, mean of up to {seeds} seeds "
-        f"at each configuration's best stop point, with {100 * data.config.confidence:.0f}\\% hierarchical-bootstrap intervals (seeds, then queries). "
-        f"$\\Delta$: difference from the plain-text baseline ({latex_escape(str(data.config.baseline))}); "
+        f"at each configuration's best stop point, with {100 * data.config.confidence:.0f}\\% "
+        "hierarchical-bootstrap intervals (seeds, then queries). "
+        f"$\\Delta$: difference from the baseline ({latex_escape(str(data.config.baseline))}); "
         f"$p$: paired sign-flip permutation test, Holm and Benjamini--Hochberg adjusted over all comparisons; "
         f"MDE: minimum detectable effect at {100 * data.config.power:.0f}\\% power, "
         f"$\\alpha = {data.config.alpha:g}$."

@@ -25,5 +25,7 @@ def write_all(data: ReportData, out_dir: Path) -> list[Path]:
         write_latex(data, out_dir / "table.tex"),
     ]
     report = out_dir / "report.md"
-    report.write_text(render(data, [p.relative_to(out_dir).as_posix() for p in files if p.suffix == ".png"]), encoding="utf-8")
+    report.write_text(
+        render(data, [p.relative_to(out_dir).as_posix() for p in files if p.suffix == ".png"]), encoding="utf-8"
+    )
     return [*files, report]

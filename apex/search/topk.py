@@ -1,8 +1,10 @@
 """Exact cosine top-k in chunks of documents.
 
 Embeddings are L2-normalised, so cosine similarity is the inner product. The full (queries × corpus) score matrix
-is never materialised: each chunk of documents yields a (queries × chunk) block whose top-k is merged into the
-running (queries × k) best, so memory is O(queries × (k + chunk)) beyond the inputs.
+is never materialised: each chunk of documents is scored against the queries in blocks of at most
+``BLOCK_ENTRIES`` scores (rows of queries × the chunk), and each block's top-k is merged into the running
+(queries × k) best. Memory beyond the inputs is O(queries × k + BLOCK_ENTRIES + chunk × dim), whatever the number of
+queries.
 
 Scores are accumulated in float64 and rounded once to float32. A float32 matrix product rounds differently with the
 shape of the block (a 1-column chunk takes a matrix-vector kernel, the last partial tile another): the same
@@ -21,6 +23,10 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+# Scores per block (2^24: 128 MiB as float64 plus 64 MiB as float32). Enough rows per block for an efficient matrix
+# product (1024 queries against a 16384-document chunk), few enough that no caller's query count can exhaust memory.
+BLOCK_ENTRIES = 1 << 24
+
 
 def _check_pair(queries: np.ndarray, documents: np.ndarray, chunk_size: int) -> None:
     if queries.ndim != 2 or documents.ndim != 2 or queries.shape[1] != documents.shape[1]:
@@ -29,6 +35,9 @@ def _check_pair(queries: np.ndarray, documents: np.ndarray, chunk_size: int) -> 
         raise ValueError("documents is empty: nothing to rank")
     if int(chunk_size) < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    # A NaN score compares false with everything and would silently scramble the ranking.
+    if not (np.isfinite(queries).all() and np.isfinite(documents).all()):
+        raise ValueError("queries or documents hold non-finite values")
 
 
 def _as_float64(array: np.ndarray) -> torch.Tensor:
@@ -47,6 +56,13 @@ def _chunks(documents: np.ndarray, chunk_size: int) -> Iterator[tuple[int, torch
     """Yield (start, float64 tensor of documents[start : start + chunk_size]); one chunk is converted at a time."""
     for start in range(0, documents.shape[0], chunk_size):
         yield start, _as_float64(documents[start : start + chunk_size])
+
+
+def _row_blocks(n_rows: int, n_cols: int) -> Iterator[slice]:
+    """Slices of query rows such that each (rows × n_cols) block holds at most BLOCK_ENTRIES scores (>= 1 row)."""
+    step = max(1, BLOCK_ENTRIES // max(1, n_cols))
+    for start in range(0, n_rows, step):
+        yield slice(start, min(start + step, n_rows))
 
 
 def _block_topk(block: torch.Tensor, start: int, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -83,18 +99,23 @@ def topk_cosine(
     chunk_size = int(chunk_size)
     k = min(int(k), documents.shape[0])
     q64 = _as_float64(queries)
-    best_scores = torch.empty((q64.shape[0], 0), dtype=torch.float32)
-    best_indices = torch.empty((q64.shape[0], 0), dtype=torch.long)
+    n_queries = q64.shape[0]
+    # Placeholders score -inf, below any finite score, and carry the index n_docs, above any real document; there
+    # are at least k documents, so all are gone by the end.
+    best_scores = torch.full((n_queries, k), -torch.inf, dtype=torch.float32)
+    best_indices = torch.full((n_queries, k), documents.shape[0], dtype=torch.long)
     for start, d64 in _chunks(documents, chunk_size):
-        block = _score_block(q64, d64)  # (n_queries, chunk)
-        scores, indices = _block_topk(block, start, min(k, block.shape[1]))
-        # Merge: the running best holds only lower document indices than this chunk and is itself ordered with ties
-        # by index, so a stable sort of the concatenation keeps lower indices first among equal scores.
-        scores = torch.cat([best_scores, scores], dim=1)
-        indices = torch.cat([best_indices, indices], dim=1)
-        order = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
-        best_scores = torch.gather(scores, 1, order)
-        best_indices = torch.gather(indices, 1, order)
+        for rows in _row_blocks(n_queries, d64.shape[0]):
+            block = _score_block(q64[rows], d64)  # (rows, chunk)
+            scores, indices = _block_topk(block, start, min(k, block.shape[1]))
+            # Merge: the running best holds only lower document indices than this chunk (or placeholders) and is
+            # itself ordered with ties by index, so a stable sort of the concatenation keeps lower indices first
+            # among equal scores.
+            scores = torch.cat([best_scores[rows], scores], dim=1)
+            indices = torch.cat([best_indices[rows], indices], dim=1)
+            order = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
+            best_scores[rows] = torch.gather(scores, 1, order)
+            best_indices[rows] = torch.gather(indices, 1, order)
     return best_scores.numpy(), best_indices.numpy()
 
 
@@ -120,11 +141,13 @@ def rank_of(
     target_scores = (q64 * target).sum(dim=1).to(torch.float32) + 0.0  # (n_queries,), same rounding as blocks
     above = torch.zeros(q64.shape[0], dtype=torch.long)
     for start, d64 in _chunks(documents, chunk_size):
-        block = _score_block(q64, d64)  # (n_queries, chunk)
         idx = torch.arange(start, start + d64.shape[0])
-        higher = block > target_scores[:, None]
-        tied_before = (block == target_scores[:, None]) & (idx[None, :] < t_idx[:, None])
-        # The target never outranks itself, whatever a rounding midpoint did to its two computations.
-        not_target = idx[None, :] != t_idx[:, None]
-        above += ((higher | tied_before) & not_target).sum(dim=1)
+        for rows in _row_blocks(q64.shape[0], d64.shape[0]):
+            block = _score_block(q64[rows], d64)  # (rows, chunk)
+            target_score, target_idx = target_scores[rows, None], t_idx[rows, None]
+            higher = block > target_score
+            tied_before = (block == target_score) & (idx[None, :] < target_idx)
+            # The target never outranks itself, whatever a rounding midpoint did to its two computations.
+            not_target = idx[None, :] != target_idx
+            above[rows] += ((higher | tied_before) & not_target).sum(dim=1)
     return (above + 1).numpy(), target_scores.numpy()

@@ -30,7 +30,9 @@ class InfoNCELoss(torch.nn.Module):
         relevant_mask (B, M) bool: True where candidate j is relevant to query i (the diagonal included)."""
         batch = queries.shape[0]
         if candidates.shape[0] < batch or relevant_mask.shape != (batch, candidates.shape[0]):
-            raise ValueError(f"shapes: queries {queries.shape}, candidates {candidates.shape}, mask {relevant_mask.shape}")
+            raise ValueError(
+                f"shapes: queries {queries.shape}, candidates {candidates.shape}, mask {relevant_mask.shape}"
+            )
         logits = queries @ candidates.T / self.temperature  # (B, M)
         labels = torch.arange(batch, device=queries.device)
         # Mask other relevant candidates; keep the target itself.

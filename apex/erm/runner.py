@@ -1,0 +1,142 @@
+"""Answer a list of texts with one task, through the cache: look up, send only what is missing, store as it goes.
+
+Shared by `build_maps` (task `map`, any backend) and `generate_queries` (task `query`, LLM backends). Order of work:
+
+1. key every text (`Scope.key`), drop duplicate texts (one answer serves every id with that text);
+2. read stored answers and stored failures; a failure is re-sent only with `retry_failed`;
+3. if anything is missing: for an LLM, build the client and run the pre-flight check (so a missing key or a dead
+   server fails at once, before any document request), then answer online or through the Batch API; for spaCy,
+   load the model and extract in `nlp.pipe` batches; every finished answer is committed to the cache at once;
+4. read every outcome back from the cache (the single source of truth, whether answered now or in an earlier run).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from apex.erm.cache import ErmCache, Outcome, Scope, text_sha256
+from apex.erm.config import ErmConfig
+from apex.erm.llm import Counters, Pending, run_online
+from apex.erm.prompts import MAP_TASK, Task
+
+log = logging.getLogger("apex.erm")
+
+
+@dataclass
+class Answers:
+    """Outcome per unique key, the key of every input text (same order), and what this run cost."""
+
+    keys: list[str]
+    outcomes: dict[str, Outcome]
+    fresh: set[str] = field(default_factory=set)  # keys answered (or failed) by this run, not read from cache
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+def scope_of(task: Task, cfg: ErmConfig) -> Scope:
+    """The cache namespace: for spaCy the model name+version and extractor version replace model and prompt."""
+    if cfg.name == "spacy":
+        from apex.erm.spacy_backend import EXTRACTOR_VERSION, resolve_model
+
+        return Scope(task.kind, "spacy", resolve_model(cfg.model), EXTRACTOR_VERSION)
+    return Scope(task.kind, cfg.name, cfg.resolved_model, task.prompt_version)
+
+
+def _run_spacy(items: list[Pending], cfg: ErmConfig, cache: ErmCache, scope: Scope, progress: bool) -> Counters:
+    from tqdm.auto import tqdm
+
+    from apex.erm.spacy_backend import extract_maps, load_nlp
+
+    nlp, _ = load_nlp(cfg.model)
+    size = cfg.spacy_batch_size
+    bar = tqdm(total=len(items), desc="erm map (spacy)", disable=not progress, unit="doc")
+    for start in range(0, len(items), size):
+        chunk = items[start : start + size]
+        maps = extract_maps([p.text for p in chunk], nlp, batch_size=size, noun_chunks=cfg.spacy_noun_chunks)
+        # One transaction per batch: spaCy is fast enough that a commit per document would dominate.
+        cache.put(scope, [Outcome(p.key, p.text_sha256, True, m.to_json()) for p, m in zip(chunk, maps, strict=True)])
+        bar.update(len(chunk))
+    bar.close()
+    return Counters()
+
+
+def _run_llm(
+    items: list[Pending], task: Task, cfg: ErmConfig, cache: ErmCache, scope: Scope, progress: bool
+) -> Counters:
+    from apex.erm.client import make_client, preflight
+
+    client = make_client(cfg)
+    preflight(client, cfg)
+    if cfg.mode == "batch":
+        from apex.erm.batch import run_batch
+
+        return run_batch(client, task, items, cfg, cache, scope, progress=progress)
+    return run_online(client, task, items, cfg, lambda done: cache.put(scope, done), progress=progress)
+
+
+def answer_texts(texts: list[str], task: Task, cfg: ErmConfig, cache_dir: Path, *, progress: bool = True) -> Answers:
+    """Run steps 1-4 of the module docstring; returns the outcomes and run statistics."""
+    if cfg.name == "spacy" and task is not MAP_TASK:
+        raise ValueError(f"erm={cfg.name} cannot run task {task.kind!r}: it needs an LLM backend")
+    t0 = time.perf_counter()
+    scope = scope_of(task, cfg)
+    keys = [scope.key(t) for t in texts]
+    first_text: dict[str, str] = {}
+    for k, t in zip(keys, texts, strict=True):
+        first_text.setdefault(k, t)
+    unique = list(first_text)
+    settings = {
+        "temperature": cfg.temperature, "seed": cfg.seed, "max_tokens": cfg.max_tokens,
+        "structured_output": cfg.structured_output, "mode": cfg.mode, "base_url": cfg.base_url or "",
+    }  # fmt: skip
+    with ErmCache(cache_dir, settings if cfg.is_llm else {"noun_chunks": cfg.spacy_noun_chunks}) as cache:
+        cached = cache.results(unique)
+        failed = cache.failures(unique)
+        pending = [
+            Pending(k, text_sha256(first_text[k]), first_text[k])
+            for k in unique
+            if k not in cached and (k not in failed or cfg.retry_failed)
+        ]
+        skipped_failures = sum(1 for k in unique if k in failed and not cfg.retry_failed)
+        log.info(
+            "erm %s (%s, %s): %d texts, %d unique, %d cached, %d stored failures %s, %d to answer",
+            task.kind, cfg.name, scope.model, len(texts), len(unique), len(cached), len(failed),
+            "to retry" if cfg.retry_failed else "kept", len(pending),
+        )  # fmt: skip
+        counters = Counters()
+        if pending:
+            if cfg.name == "spacy":
+                counters = _run_spacy(pending, cfg, cache, scope, progress)
+            else:
+                counters = _run_llm(pending, task, cfg, cache, scope, progress)
+        outcomes = cache.failures(unique)
+        outcomes.update(cache.results(unique))
+    fresh = {p.key for p in pending}
+    run_prompt = sum(o.prompt_tokens for k, o in outcomes.items() if k in fresh)
+    run_completion = sum(o.completion_tokens for k, o in outcomes.items() if k in fresh)
+    price = 1.0 if cfg.mode == "online" else cfg.batch_discount
+
+    def cost(p: int, c: int) -> float:
+        return price * (p * cfg.price_prompt_per_1m + c * cfg.price_completion_per_1m) / 1e6
+
+    all_prompt = sum(o.prompt_tokens for o in outcomes.values())
+    all_completion = sum(o.completion_tokens for o in outcomes.values())
+    stats = {
+        "n_texts": float(len(texts)),
+        "n_unique_texts": float(len(unique)),
+        "cache_hits": float(len(cached)),
+        "failures_skipped": float(skipped_failures),
+        "requests_sent": float(counters.requests_sent),
+        "retries": float(counters.retries),
+        "reasks": float(counters.reasks),
+        "prompt_tokens": float(run_prompt),
+        "completion_tokens": float(run_completion),
+        "est_cost_usd": cost(run_prompt, run_completion),
+        "total_prompt_tokens": float(all_prompt),
+        "total_completion_tokens": float(all_completion),
+        "total_est_cost_usd": cost(all_prompt, all_completion),
+        "seconds": time.perf_counter() - t0,
+    }
+    return Answers(keys, outcomes, fresh, stats)

