@@ -14,7 +14,14 @@ from mlflow.tracking import MlflowClient
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "sk-test-apex-e2e-0123456789abcdef"
-FAST = ["experiment=smoke", "dataset.max_documents=90", "training.max_steps=4", "eval.on_val=false"]
+FAST = [
+    "experiment=smoke",
+    "dataset.max_documents=120",
+    "dataset.splits.test=40",
+    "dataset.splits.val=10",
+    "training.max_steps=4",
+    "eval.on_val=false",
+]
 
 
 def apex_run(tmp: Path, *args: str) -> subprocess.CompletedProcess:
@@ -43,6 +50,7 @@ def sweep(tmp_path_factory):
     sweep_out = apex_run(tmp, "-m", "seed=0,1")
     single_out = apex_run(tmp, "seed=0")
     mlflow.set_tracking_uri(f"sqlite:///{tmp}/mlflow.db")
+    mlflow.set_experiment("apex")  # load_table searches the active experiment
     return tmp, MlflowClient(), sweep_out, single_out
 
 
@@ -60,7 +68,7 @@ def test_sweep_has_one_parent_and_a_child_per_seed(sweep) -> None:
     assert len({c.data.tags["apex.cell"] for c in children}) == 1  # seeds of one cell share the cell tag
     for child in children:
         tags, params = child.data.tags, child.data.params
-        assert tags["apex.kind"] == "job" and tags["apex.cell_label"].startswith("dataset.max_documents=90")
+        assert tags["apex.kind"] == "job" and tags["apex.cell_label"].startswith("dataset.max_documents=120")
         assert tags["apex.git_dirty"] in ("true", "false") and len(tags["apex.git_commit"]) == 40
         assert params["training.max_steps"] == "4" and params["model.pooling"] == "mean"
         assert params["seed"] == tags["apex.seed"]

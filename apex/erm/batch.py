@@ -17,19 +17,22 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import openai
+from openai.types import Batch
 
 from apex.erm.cache import ErmCache, Outcome, Scope
 from apex.erm.client import ErmBackendError, scrub
 from apex.erm.config import ErmConfig
 from apex.erm.llm import Counters, Pending, judge_answer, policy_of, request_body
 from apex.erm.prompts import Task
-from apex.erm.retry import call_with_retries
+from apex.erm.retry import RequestFailed, call_with_retries
 
 log = logging.getLogger("apex.erm")
+T = TypeVar("T")
 
 ENDPOINT = "/v1/chat/completions"
 MAX_LINES = 50_000  # the Batch API's limit on requests per batch
@@ -61,38 +64,42 @@ def _chunks(lines: list[tuple[str, bytes]]) -> list[list[tuple[str, bytes]]]:
     return [c for c in out if c]
 
 
+def _api(fn: Callable[[], T], cfg: ErmConfig, what: str) -> T:
+    """One Batch/Files API call with the usual retries; a call that fails for good stops the run (re-run resumes)."""
+    try:
+        return call_with_retries(fn, policy_of(cfg), "0")[0]
+    except RequestFailed as exc:
+        raise ErmBackendError(f"Batch API: {what} failed: {exc.reason}; re-run to resume") from exc
+
+
 def _submit(client: openai.OpenAI, cfg: ErmConfig, lines: list[tuple[str, bytes]]) -> str:
-    policy = policy_of(cfg)
     data = b"".join(line for _, line in lines)
-    file_obj, _, _ = call_with_retries(
-        lambda: client.files.create(file=("erm-batch.jsonl", data), purpose="batch"), policy, "0"
-    )
-    batch, _, _ = call_with_retries(
+    file_obj = _api(lambda: client.files.create(file=("erm-batch.jsonl", data), purpose="batch"), cfg, "upload")
+    batch = _api(
         lambda: client.batches.create(input_file_id=file_obj.id, endpoint=ENDPOINT, completion_window="24h"),
-        policy,
-        "0",
+        cfg,
+        "create batch",
     )
     return batch.id
 
 
-def _wait(client: openai.OpenAI, cfg: ErmConfig, batch_id: str, started: float) -> object:
-    policy = policy_of(cfg)
+def _wait(client: openai.OpenAI, cfg: ErmConfig, batch_id: str, started: float) -> Batch:
     while True:
-        batch, _, _ = call_with_retries(lambda: client.batches.retrieve(batch_id), policy, "0")
+        batch = _api(lambda: client.batches.retrieve(batch_id), cfg, f"retrieve {batch_id}")
         if batch.status not in _RUNNING:
             return batch
         if time.monotonic() - started > cfg.batch_max_wait_s:
             raise ErmBackendError(
                 f"batch {batch_id} still {batch.status} after {cfg.batch_max_wait_s:g} s; re-run to resume waiting"
             )
-        log.info("erm batch %s: %s %s", batch_id, batch.status, getattr(batch, "request_counts", None) or "")
+        log.info("erm batch %s: %s %s", batch_id, batch.status, batch.request_counts or "")
         time.sleep(cfg.batch_poll_s)
 
 
 def _download(client: openai.OpenAI, cfg: ErmConfig, file_id: str | None) -> list[dict]:
     if not file_id:
         return []
-    content, _, _ = call_with_retries(lambda: client.files.content(file_id), policy_of(cfg), "0")
+    content = _api(lambda: client.files.content(file_id), cfg, f"download {file_id}")
     return [json.loads(line) for line in content.text.splitlines() if line.strip()]
 
 

@@ -40,7 +40,9 @@ def scope_of(task: Task, cfg: ErmConfig) -> Scope:
     if cfg.name == "spacy":
         from apex.erm.spacy_backend import EXTRACTOR_VERSION, resolve_model
 
-        return Scope(task.kind, "spacy", resolve_model(cfg.model), EXTRACTOR_VERSION)
+        # The noun-chunk switch changes the maps, so it is part of the extractor version in the key.
+        version = EXTRACTOR_VERSION if cfg.spacy_noun_chunks else f"{EXTRACTOR_VERSION}+no-noun-chunks"
+        return Scope(task.kind, "spacy", resolve_model(cfg.model), version)
     return Scope(task.kind, cfg.name, cfg.resolved_model, task.prompt_version)
 
 

@@ -21,6 +21,7 @@ What becomes what (extractor version `spacy-erm/v1`, part of the cache key: bump
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -62,11 +63,12 @@ def resolve_model(model: str = "") -> str:
     return f"{name}-{spacy.util.get_package_version(name) or '?'}"
 
 
+@functools.lru_cache(maxsize=2)
 def load_nlp(model: str = "") -> tuple[Language, str]:
     """Load `model` (or the first installed of `PREFERRED_MODELS`) with the unused lemmatizer disabled.
 
     Returns (nlp, model id). NER and the parser are needed; the tagger and attribute ruler give the coarse POS that
-    the rules and `noun_chunks` read.
+    the rules and `noun_chunks` read. Cached per process: splits and query sets reuse one loaded pipeline.
     """
     name = _model_name(model)
     return spacy.load(name, disable=["lemmatizer"]), resolve_model(name)

@@ -34,11 +34,16 @@ def plot_histograms(stats: dict[str, Any], path: Path) -> None:
     fig = Figure(figsize=(10, 4), layout="constrained")
     FigureCanvasAgg(fig)  # attaches the Agg canvas: no pyplot, no global backend state
     axes = fig.subplots(1, 2, sharex=True)
-    panels = (("candidates", "candidates per band (after the guard)"), ("selected", "chosen negatives"))
-    for ax, (key, title) in zip(axes, panels, strict=True):
+    # Candidates outnumber positives ~K to 1: a log count axis keeps the positives visible beside the bands.
+    panels = (
+        ("candidates", "candidates per band (after the guard)", "log"),
+        ("selected", "chosen negatives", "linear"),
+    )
+    for ax, (key, title, scale) in zip(axes, panels, strict=True):
         ax.set_title(title)
         ax.set_xlabel("base-model cosine")
         ax.set_ylabel("count")
+        ax.set_yscale(scale)
         for band, counts in hist.get(key, {}).items():
             if edges.size and sum(counts):
                 ax.stairs(counts, edges, label=band, color=_COLOURS.get(band), linewidth=1.5)

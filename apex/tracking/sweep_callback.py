@@ -6,7 +6,6 @@ import logging
 import os
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
@@ -32,9 +31,9 @@ class MlflowSweepCallback(Callback):
         tracking = TrackingConfig.from_cfg(config.tracking)
         experiment_id = connect(tracking)
         self.client = MlflowClient()
-        hydra_cfg = HydraConfig.get()
-        sweep_dir = str(hydra_cfg.sweep.dir)
-        overrides = " ".join(hydra_cfg.overrides.task)
+        # HydraConfig is not set yet when a multirun starts: read the hydra node of the config we are given.
+        sweep_dir = str(config.hydra.sweep.dir)
+        overrides = " ".join(config.hydra.overrides.task)
         run = self.client.create_run(
             experiment_id,
             run_name=f"sweep-{os.path.basename(sweep_dir)}",
