@@ -218,7 +218,7 @@ def run(cfg: DictConfig, overrides: list[str] | None = None, output_dir: str | N
             encoder if sampler_cfg.name != "in_batch" else None,
             sampler_cfg,
             cache_dir=cache_dir / "base_embeddings",
-            view="plain" if erm_cfg.name == "none" else f"erm:{erm_cfg.name}",
+            view="plain" if erm_cfg.name == "none" else f"erm:{erm_cfg.name}:{erm_cfg.apply_to}",
             seed=seed,
             progress=progress,
         )

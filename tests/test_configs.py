@@ -14,7 +14,7 @@ from apex.tracking import TrackingConfig
 from apex.train import TrainConfig
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-GROUPS = ["dataset", "model", "training", "eval", "tracking", "erm", "sampler", "experiment"]
+GROUPS = ["dataset", "model", "training", "eval", "tracking", "erm", "sampler", "arm", "experiment"]
 
 
 def options(group: str) -> list[str]:

@@ -33,6 +33,7 @@ class ModelConfig:
     gradient_checkpointing: bool = False
     lora_target_modules: tuple[str, ...] = ("query", "key", "value", "dense")
     append_eos: bool = False
+    dropout: float | None = None  # backbone dropout while training; None = the checkpoint's own
     cache_dir: str = "experiments/cache/models"
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -61,5 +62,7 @@ class ModelConfig:
         for key in ("query_max_length", "doc_max_length", "batch_size"):
             if getattr(self, key) < 1:
                 raise ValueError(f"model.{key} must be >= 1, got {getattr(self, key)}")
+        if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"model.dropout must be in [0, 1) or null, got {self.dropout}")
         if not self.lora_target_modules:
             raise ValueError("model.lora_target_modules must name at least one module")
