@@ -83,7 +83,8 @@ def make_sweep(tmp_path: Path) -> FakeSweep:
             run_ids[(arm, seed)] = run_id
             params = {
                 "erm.name": spec["erm.name"],
-                "sampler.name": "model_aware",
+                # The baseline arm is plain text with in-batch negatives (the default baseline spec).
+                "sampler.name": "in_batch" if spec["erm.name"] == "none" else "model_aware",
                 "training.lr": spec["training.lr"],
                 "training.lora.r": "8",
                 "seed": str(seed),

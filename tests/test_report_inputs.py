@@ -33,7 +33,7 @@ def test_config_defaults_env_and_validation(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     config = ReportConfig.from_cfg({"tracking_uri": None, "baseline": None})
     assert config.tracking_uri == DEFAULT_TRACKING_URI
-    assert str(config.baseline) == "erm.name=none"
+    assert str(config.baseline) == "erm.name=none,sampler.name=in_batch"
     assert config.n_boot == 2000 and config.alpha == 0.05
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
     assert ReportConfig.from_cfg({}).tracking_uri == "http://127.0.0.1:5000"

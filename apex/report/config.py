@@ -89,7 +89,7 @@ class ReportConfig:
     sweep: str | None = None  # parent run id or run name; None = latest sweep parent in `experiment`
     filter: str | None = None  # MLflow filter string selecting job runs directly (instead of a sweep parent)
     name: str | None = None  # report name (folder under out_root); default: the sweep parent's run name
-    baseline: BaselineSpec = field(default_factory=lambda: BaselineSpec.parse("erm.name=none"))
+    baseline: BaselineSpec = field(default_factory=lambda: BaselineSpec.parse("erm.name=none,sampler.name=in_batch"))
     ignore_params: tuple[str, ...] = DEFAULT_IGNORE_PARAMS
     out_root: str = "reports"
     n_boot: int = 2000
