@@ -96,18 +96,15 @@ def evaluate(encoder: Encoder, split: Dataset, documents: pd.DataFrame, cfg: Eva
 def erm_view(
     table: pd.DataFrame, id_column: str, cfg: ErmConfig, cache_dir: Path, progress: bool
 ) -> tuple[pd.DataFrame, dict[str, float], pd.DataFrame]:
-    """The table with ``text`` replaced by rendered maps: (view, stats, failures). Empty/failed maps keep plain text."""
-    items = table[[id_column, "text"]].rename(columns={id_column: "id"})
-    result = build_maps(items, cfg, cache_dir, progress=progress)
-    maps = result.maps.rename(columns={"doc_id": id_column}) if id_column != "doc_id" else result.maps
-    if id_column == "doc_id":
-        view, counts = map_view_with_counts(table, maps)
-    else:  # queries: same fallback rule, keyed by query_id
-        renamed, counts = map_view_with_counts(
-            table.rename(columns={id_column: "doc_id"}), maps.rename(columns={id_column: "doc_id"})
-        )
-        view = renamed.rename(columns={"doc_id": id_column})
-    return view, {**result.stats, **{f"view_{k}": float(v) for k, v in counts.items()}}, result.failures
+    """The table with ``text`` replaced by rendered maps: (view, stats, failures). Empty/failed maps keep plain text.
+
+    Works for documents (``doc_id``) and queries (``query_id``) alike: both are (id, text) tables to the ERM stage.
+    """
+    as_docs = table.rename(columns={id_column: "doc_id"})
+    result = build_maps(as_docs[["doc_id", "text"]].rename(columns={"doc_id": "id"}), cfg, cache_dir, progress=progress)
+    view, counts = map_view_with_counts(as_docs, result.maps)
+    stats = {**result.stats, **{f"view_{k}": float(v) for k, v in counts.items()}}
+    return view.rename(columns={"doc_id": id_column}), stats, result.failures
 
 
 def run(cfg: DictConfig, overrides: list[str] | None = None, output_dir: str | None = None) -> Summary:

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from apex.data import Dataset, save_splits
+from apex.data import Dataset, load_splits, save_splits
+from apex.errors import InputError
 from apex.sampling.mine import main
 
 
@@ -88,15 +89,21 @@ def test_mines_the_train_split(workspace) -> None:
 
 
 def test_map_view_embeds_maps_where_they_are_ok(workspace) -> None:
+    corpus = load_splits(workspace / "prepared")["train"].corpus
+    n_rest = len(corpus) - 3
     maps = pd.DataFrame(
         {
-            "doc_id": ["train-d0", "train-d1", "train-d2"],
-            "map_json": ["{}", "{}", "{}"],
-            "text": ["map of 0", "map of 1", ""],
-            "status": ["ok", "ok", "empty"],
+            "doc_id": list(corpus["doc_id"]),
+            "map_json": ["{}"] * len(corpus),
+            "text": ["map of 0", "map of 1", "", *[""] * n_rest],
+            "status": ["ok", "ok", "empty", *["failed"] * n_rest],
         }
     )
     (workspace / "erm").mkdir()
+    maps.iloc[:3].to_parquet(workspace / "erm" / "maps.parquet")
+    # A document without a maps row is a wiring error, not a document to fall back on quietly.
+    with pytest.raises(InputError, match="no maps row"):
+        run(workspace, "--maps", str(workspace / "erm"))
     maps.to_parquet(workspace / "erm" / "maps.parquet")
     encoder = run(workspace, "--maps", str(workspace / "erm"))
     assert {"map of 0", "map of 1", "train paragraph 2"} <= set(encoder.seen)

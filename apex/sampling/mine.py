@@ -36,17 +36,18 @@ def load_model_encoder(section: Mapping[str, Any]) -> EncoderProtocol:
 
 
 def map_view(corpus: pd.DataFrame, maps_dir: Path) -> pd.DataFrame:
-    """Documents with their rendered map as text where the map is `ok`; the plain text elsewhere (counted)."""
+    """Documents with their rendered map as text where the map is `ok`; the plain text elsewhere (counted).
+
+    Reads the `erm` stage's Parquet maps and applies the ERM stage's own view rule (`apex.erm.map_view`).
+    """
+    from apex.erm import map_view as erm_map_view
+
     files = sorted(maps_dir.glob("*.parquet"))
-    if not files:
+    maps_files = [f for f in files if f.stem == "maps"] or files
+    if not maps_files:
         raise InputError("holds no .parquet maps table", file=maps_dir)
-    maps = pd.concat([pd.read_parquet(f, columns=["doc_id", "text", "status"]) for f in files], ignore_index=True)
-    ok = maps[maps["status"] == "ok"].drop_duplicates("doc_id", keep="last").set_index("doc_id")["text"]
-    mapped = corpus["doc_id"].map(ok)
-    n_plain = int(mapped.isna().sum())
-    if n_plain:
-        log.info("map view: %d of %d documents have no usable map and keep their plain text", n_plain, len(corpus))
-    return corpus.assign(text=mapped.fillna(corpus["text"]))
+    maps = pd.concat([pd.read_parquet(f, columns=["doc_id", "text", "status"]) for f in maps_files], ignore_index=True)
+    return erm_map_view(corpus, maps)
 
 
 def main(argv: Sequence[str] | None = None, encoder_factory: EncoderFactory = load_model_encoder) -> int:

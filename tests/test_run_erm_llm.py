@@ -1,0 +1,61 @@
+"""`python -m apex.run erm=gpt4o erm.base_url=…` against a local OpenAI-compatible server; failing fast without."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from llm_server import FakeLLMServer
+
+REPO = Path(__file__).resolve().parents[1]
+DEBUG = ["experiment=debug", "progress=false", "torch_threads=1", "eval.on_val=false"]
+
+
+def apex_run(tmp: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    cmd = [
+        sys.executable,
+        "-m",
+        "apex.run",
+        *DEBUG,
+        *args,
+        f"tracking.uri=sqlite:///{tmp}/mlflow.db",
+        f"tracking.artifact_root={tmp}/artifacts",
+        f"cache_dir={tmp}/cache",
+        f"hydra.run.dir={tmp}/run",
+    ]
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_gpt4o_backend_against_a_local_server_trains_on_maps(tmp_path) -> None:
+    env = {**os.environ, "OPENAI_API_KEY": "sk-test-local-server-0000"}  # erm=gpt4o always wants a key
+    with FakeLLMServer() as server:
+        done = apex_run(tmp_path, "erm=gpt4o", f"erm.base_url={server.base_url}", env=env)
+        chats = [r for r in server.log if r["path"].endswith("/chat/completions")]
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "ERM input-size reduction" in done.stdout
+    assert chats, "the run sent no chat request"
+    assert len({r["doc"] for r in chats}) == len(chats)  # one request per training document, none repeated
+    assert all(r["temperature"] == 0 for r in chats)
+
+
+def test_gpt4o_without_key_fails_at_once_with_a_clear_message(tmp_path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    started = time.perf_counter()
+    done = apex_run(tmp_path, "erm=gpt4o", env=env)
+    assert done.returncode != 0
+    assert "OPENAI_API_KEY" in done.stdout + done.stderr
+    assert time.perf_counter() - started < 60  # no training, no model load, no retries against the network
+
+
+def test_dead_server_fails_at_once(tmp_path) -> None:
+    env = {**os.environ, "OPENAI_API_KEY": "sk-test-dead-server-000000"}
+    with FakeLLMServer() as server:
+        url = server.base_url
+    started = time.perf_counter()
+    done = apex_run(tmp_path, "erm=openai_compatible", f"erm.base_url={url}", "erm.preflight_timeout_s=2", env=env)
+    assert done.returncode != 0
+    assert url.split("/v1")[0] in done.stdout + done.stderr or "server" in (done.stdout + done.stderr).lower()
+    assert time.perf_counter() - started < 60
