@@ -6,6 +6,7 @@ config section and tables, and returns tables; the recipe decides what to log.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import random
@@ -21,7 +22,14 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from apex.data import Dataset, DatasetConfig, prepare_splits, splits_fingerprint
-from apex.erm import ErmConfig, build_maps, map_view_with_counts, size_reduction, write_reduction_histogram
+from apex.erm import (
+    ErmConfig,
+    build_maps,
+    generate_queries,
+    map_view_with_counts,
+    size_reduction,
+    write_reduction_histogram,
+)
 from apex.eval import EvalResult, evaluate_embeddings
 from apex.eval.config import EvalConfig
 from apex.model import Encoder, ModelConfig, add_lora, load_encoder, save_adapter
@@ -107,6 +115,17 @@ def erm_view(
     return view.rename(columns={"doc_id": id_column}), stats, result.failures
 
 
+def with_llm_queries(split: Dataset, cfg: ErmConfig, cache_dir: Path, progress: bool) -> tuple[Dataset, dict]:
+    """The split with one LLM-written query per document (``dataset.queries=llm``), cached like the maps.
+
+    A document whose query failed stays in the corpus as a distractor; the count is returned and logged.
+    """
+    result = generate_queries(split.corpus, cfg, cache_dir, progress=progress)
+    replaced = dataclasses.replace(split, queries=result.queries, qrels=result.qrels)
+    replaced.validate()
+    return replaced, result.stats
+
+
 def run(cfg: DictConfig, overrides: list[str] | None = None, output_dir: str | None = None) -> Summary:
     started = time.perf_counter()
     # ---- setup: read every config section once, typed and validated, before any work
@@ -130,6 +149,15 @@ def run(cfg: DictConfig, overrides: list[str] | None = None, output_dir: str | N
 
     # ---- data: one split by document, fixed across training seeds
     splits = prepare_splits(data_cfg)
+    query_stats: dict[str, float] = {}
+    if data_cfg.queries == "llm":  # the paper had GPT-4o write the queries: same LLM layer as the maps
+        if not erm_cfg.is_llm:
+            raise ValueError(
+                f"dataset.queries=llm needs an LLM erm backend (gpt4o, openai_compatible), not {erm_cfg.name}"
+            )
+        for name in list(splits):
+            splits[name], stats = with_llm_queries(splits[name], erm_cfg, cache_dir / "erm", progress)
+            query_stats.update({f"llm_queries_{name}_{k}": v for k, v in stats.items()})
     train_split, val_split, test_split = splits["train"], splits["val"], splits["test"]
 
     # ---- ERMs: the training view of the documents (and, if asked, of the queries). Runs before the model loads,
@@ -177,6 +205,8 @@ def run(cfg: DictConfig, overrides: list[str] | None = None, output_dir: str | N
         tracker.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config/resolved.yaml")
         for name, split in splits.items():
             tracker.log_metrics({f"{name}_documents": len(split.corpus), f"{name}_queries": len(split.queries)})
+        if query_stats:
+            tracker.log_metrics(query_stats)
 
         summary = Summary(
             run_id=tracker.run_id,
@@ -263,7 +293,7 @@ def run(cfg: DictConfig, overrides: list[str] | None = None, output_dir: str | N
         checkpoint(0, 0.0)
 
         # ---- train, evaluating and saving the adapter at every stop point
-        adapter_root = Path(tempfile.mkdtemp(prefix="apex-adapters-"))
+        adapter_root = out_dir / "adapters"  # one adapter per stop point, kept with the run's Hydra outputs
 
         def stop_point(step: int, fraction: float) -> None:
             checkpoint(step, fraction)
@@ -283,7 +313,7 @@ def run(cfg: DictConfig, overrides: list[str] | None = None, output_dir: str | N
 
         # ---- clean up: adapters, summary
         if tracking_cfg.log_adapter:
-            final = adapter_root / f"step_{result.total_steps:06d}"
+            final = adapter_root / f"step_{max(result.stop_steps):06d}"  # the last stop point's adapter
             tracker.log_artifact(final, "adapter")
         summary.wall_seconds = time.perf_counter() - started
         tracker.log_metrics(

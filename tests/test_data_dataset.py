@@ -103,7 +103,10 @@ def test_config_defaults_and_registry_names():
         0,
     )
     assert cfg.splits == {"train": "rest", "val": 200, "test": 500}
-    assert set(LOADERS) == {"squad", "beir", "jsonl_pairs"}
+    assert set(LOADERS) == {"squad", "beir", "jsonl_pairs", "corpus"}
+    assert cfg.queries == "dataset"
+    with pytest.raises(InputError, match="queries: llm"):
+        DatasetConfig.from_cfg({"name": "corpus", "path": "c.jsonl"})
     ok = DatasetConfig.from_cfg({"name": "beir", "path": "x", "splits": {"train": 0.5, "val": 10, "test": "rest"}})
     assert ok.splits == {"train": 0.5, "val": 10, "test": "rest"}
 

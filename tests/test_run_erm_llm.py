@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -59,3 +60,33 @@ def test_dead_server_fails_at_once(tmp_path) -> None:
     assert done.returncode != 0
     assert url.split("/v1")[0] in done.stdout + done.stderr or "server" in (done.stdout + done.stderr).lower()
     assert time.perf_counter() - started < 60
+
+
+def test_corpus_without_queries_gets_llm_queries(tmp_path) -> None:
+    topics = ["river", "mountain", "city", "painter", "battle", "planet"]
+    rows = [
+        {
+            "_id": f"doc{i}",
+            "title": "",
+            "text": f"Document {i} tells of the {topics[i % 6]} Number{i} in Region{i // 6}.",
+        }
+        for i in range(60)
+    ]
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    env = {**os.environ, "OPENAI_API_KEY": "sk-test-local-server-0000"}
+    with FakeLLMServer() as server:
+        done = apex_run(
+            tmp_path,
+            "dataset.name=corpus",
+            f"dataset.path={corpus}",
+            "dataset.queries=llm",
+            "erm=openai_compatible",
+            f"erm.base_url={server.base_url}",
+            env=env,
+        )
+        chats = [r for r in server.log if r["path"].endswith("/chat/completions")]
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "test split: 16 queries against a corpus of 16 documents" in done.stdout
+    # one query request per document (all 60, split by split), then one map request per training document
+    assert len(chats) == 60 + (60 - 16 - 8)

@@ -140,3 +140,12 @@ def load_beir(folder: Path, split: str = "test", name: str = "beir") -> Dataset:
     ds = Dataset(name, make_corpus(corpus), make_queries(queries), make_qrels(qrels), str(folder))
     ds.validate()
     return ds
+
+
+def load_corpus_only(path: Path, *, name: str = "corpus") -> Dataset:
+    """A corpus with no queries (BEIR `corpus.jsonl` rows, in a folder or as the file itself).
+
+    For `dataset.queries=llm`: the recipe has an LLM write one query per document after the split.
+    """
+    file = find_file(path, "corpus.jsonl") if path.is_dir() else path
+    return Dataset.build(name, str(path), _read_corpus(file), [], [])

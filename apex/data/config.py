@@ -11,6 +11,7 @@ from apex.data.loaders import LOADERS
 from apex.errors import InputError
 
 QUERY_MODES = ("first", "all")
+QUERY_SOURCES = ("dataset", "llm")
 SPLIT_NAMES = ("train", "val", "test")
 REST = "rest"
 
@@ -36,6 +37,8 @@ class DatasetConfig:
       documents left over; at most one split). Without "rest", leftover documents are unused.
     - split_seed: seeds the document split (and the max_documents subsample).
     - max_documents: None, or first draw this many documents at random (small runs).
+    - queries: `dataset` (the file's own queries) or `llm` (one LLM-written query per document, made by the recipe
+      with the `erm` group's LLM backend after the split; for corpora without queries, e.g. `name: corpus`).
     """
 
     name: str = "squad"
@@ -50,6 +53,7 @@ class DatasetConfig:
     train_query_mode: str = "all"
     split_seed: int = 0
     max_documents: int | None = None
+    queries: str = "dataset"
 
     @classmethod
     def from_cfg(cls, mapping: Mapping[str, Any], source: str | PathLike[str] = "<config>") -> DatasetConfig:
@@ -78,6 +82,7 @@ class DatasetConfig:
         text("name", tuple(LOADERS))
         text("query_mode", QUERY_MODES)
         text("train_query_mode", QUERY_MODES)
+        text("queries", QUERY_SOURCES)
         for key in ("beir_split", "query_field", "document_field", "query_id_field", "doc_id_field"):
             text(key)
         if values.get("path") is not None:
@@ -94,6 +99,8 @@ class DatasetConfig:
         if "splits" in values:
             values["splits"] = _check_splits(values["splits"], fail)
         cfg = cls(**values)
+        if cfg.name == "corpus" and cfg.queries != "llm":
+            raise fail("queries", "name 'corpus' has no queries of its own: set queries: llm")
         if cfg.path is None and cfg.name != "squad":
             raise fail("path", f"is null, which means the bundled SQuAD set, but name is {cfg.name!r}")
         return cfg

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from apex.data.beir import load_beir
+from apex.data.beir import load_beir, load_corpus_only
 from apex.data.bundled import BUNDLED_SOURCE, verified_bundled_squad
 from apex.data.dataset import Dataset
 from apex.data.jsonl_pairs import load_jsonl_pairs
@@ -42,7 +42,11 @@ def _jsonl_pairs(path: Path, cfg: DatasetConfig) -> Dataset:
     )
 
 
-LOADERS: dict[str, Loader] = {"squad": _squad, "beir": _beir, "jsonl_pairs": _jsonl_pairs}
+def _corpus(path: Path, cfg: DatasetConfig) -> Dataset:
+    return load_corpus_only(path, name=cfg.name)
+
+
+LOADERS: dict[str, Loader] = {"squad": _squad, "beir": _beir, "jsonl_pairs": _jsonl_pairs, "corpus": _corpus}
 
 
 def load_dataset(cfg: DatasetConfig) -> Dataset:
@@ -55,7 +59,10 @@ def load_dataset(cfg: DatasetConfig) -> Dataset:
         ds = dataclasses.replace(ds, source=BUNDLED_SOURCE)
     if ds.corpus.empty:
         raise InputError("holds no documents", file=path)
-    if ds.queries.empty:
-        raise InputError("holds no queries with a relevant document", file=path)
+    if cfg.queries == "llm":
+        # The dataset's own queries (if any) are replaced by LLM-written ones after the split (apex.recipe).
+        ds = dataclasses.replace(ds, queries=ds.queries.iloc[:0], qrels=ds.qrels.iloc[:0])
+    elif ds.queries.empty:
+        raise InputError("holds no queries with a relevant document (dataset.queries=llm writes some)", file=path)
     log.info("loaded %s from %s: %d documents, %d queries, %d qrels", cfg.name, path, *ds.counts().values())
     return ds.with_query_mode(cfg.query_mode)
