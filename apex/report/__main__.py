@@ -28,7 +28,8 @@ def parse_args(argv: Sequence[str] | None = None) -> ReportConfig:
     parser.add_argument("--name", help="report name: the folder under --out-root (default: the sweep's run name)")
     parser.add_argument(
         "--baseline",
-        help="baseline param values, default 'erm.name=none,sampler.name=in_batch' (the plain-text arm); e.g. 'sampler.name=random' for the sampling ablation",
+        help="baseline param values, default 'erm.name=none,sampler.name=in_batch' (the plain-text arm); "
+        "e.g. 'sampler.name=random' for the sampling ablation",
     )
     parser.add_argument(
         "--ignore-params",
