@@ -93,13 +93,16 @@ def best_stops(sweep: SweepData) -> pd.DataFrame:
     """One row per cell: best stop_fraction, the basis of the choice, and the validation rank@1 there."""
     rows = []
     for cell, group in sweep.metrics.groupby("cell", sort=True):
-        val = group.groupby(STOP)[VAL_METRIC].mean().dropna()
+        # Stop points of training only: step 0 is the untrained base model, the same network in every arm, so
+        # choosing it would compare a model with itself.
+        trained = group[group[STOP] > 0] if (group[STOP] > 0).any() else group
+        val = trained.groupby(STOP)[VAL_METRIC].mean().dropna()
         if len(val):
             # Highest validation rank@1; ties go to the earliest stop point (less training for the same score).
             best = float(val.index[int(np.argmax(val.to_numpy()))])
             rows.append({"cell": cell, STOP: best, "basis": VAL_METRIC, "val_rank_at_1": float(val.max())})
         else:
-            last = float(group[STOP].max())
+            last = float(trained[STOP].max())
             rows.append(
                 {
                     "cell": cell,
