@@ -24,6 +24,7 @@ def test_flatten_namespaces_and_lists() -> None:
 def test_cell_ignores_seed_and_tracking_only() -> None:
     base = {"seed": 0, "training.lr": 1e-4, "tracking.uri": "sqlite:///a.db", "erm.name": "none"}
     assert cell_hash(base) == cell_hash({**base, "seed": 7, "tracking.uri": "http://127.0.0.1:5000"})
+    assert cell_hash({**base, "model.cache_dir": "a/models"}) == cell_hash({**base, "model.cache_dir": "/b/models"})
     assert cell_hash(base) != cell_hash({**base, "training.lr": 2e-4})
     assert cell_hash(base) != cell_hash({**base, "erm.name": "spacy"})
     assert len(cell_hash(base)) == 12

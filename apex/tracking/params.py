@@ -31,6 +31,9 @@ def as_params(flat: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _in_cell(key: str) -> bool:
+    # Where a run keeps its caches (`cache_dir`, `model.cache_dir`, ...) is a location, not a setting.
+    if key.split(".")[-1] == "cache_dir":
+        return False
     return not any(key == p.rstrip(".") or key.startswith(p) for p in NON_CELL_PREFIXES)
 
 
