@@ -13,25 +13,16 @@ import logging
 import sys
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
 from apex.data.config import DatasetConfig
 from apex.data.splits import prepare_splits
 from apex.data.storage import save_splits
 from apex.errors import InputError
+from apex.params_file import read_section
 
 
 def read_params(path: Path, section: str = "dataset") -> DatasetConfig:
     """The `section` of a YAML params file as a validated DatasetConfig."""
-    if not path.is_file():
-        raise InputError("file does not exist", file=path)
-    try:
-        params = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-    except Exception as err:  # OmegaConf wraps YAML errors in several types; all mean "unreadable params file"
-        raise InputError(f"is not readable YAML ({err})", file=path) from err
-    if not isinstance(params, dict) or section not in params:
-        raise InputError(f"has no '{section}' section", file=path, record=section)
-    return DatasetConfig.from_cfg(params[section], source=path)
+    return DatasetConfig.from_cfg(read_section(path, section), source=path)
 
 
 def main(argv: list[str] | None = None) -> int:

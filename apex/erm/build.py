@@ -26,26 +26,18 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-from omegaconf import OmegaConf
 
 from apex.erm.client import ErmBackendError
 from apex.erm.config import ErmConfig
 from apex.erm.pipeline import FAILURE_COLUMNS, MAPS_COLUMNS, USAGE_COLUMNS, build_maps
 from apex.errors import InputError
+from apex.params_file import read_section
 
 DEFAULT_CACHE_DIR = Path("experiments/cache/erm")
 
 
 def read_params(path: Path, section: str = "erm") -> ErmConfig:
-    if not path.is_file():
-        raise InputError("file does not exist", file=path)
-    try:
-        params = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-    except Exception as err:  # OmegaConf wraps YAML errors in several types; all mean "unreadable params file"
-        raise InputError(f"is not readable YAML ({err})", file=path) from err
-    if not isinstance(params, dict) or section not in params:
-        raise InputError(f"has no '{section}' section", file=path, record=section)
-    return ErmConfig.from_cfg(params[section])
+    return ErmConfig.from_cfg(read_section(path, section))
 
 
 def _load_corpora(splits_dir: Path) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
