@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
 import pandas as pd
 import pytest
+from apex_cli import run_apex
 from mlflow.tracking import MlflowClient
 
-REPO = Path(__file__).resolve().parents[1]
 SECRET = "sk-test-apex-e2e-0123456789abcdef"
 FAST = [
     "experiment=smoke",
@@ -26,20 +25,7 @@ FAST = [
 
 def apex_run(tmp: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OPENAI_API_KEY": SECRET, "MLFLOW_DISABLE_TELEMETRY": "true", "HF_HUB_OFFLINE": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "apex.run",
-        *args,
-        *FAST,
-        f"tracking.uri=sqlite:///{tmp}/mlflow.db",
-        f"tracking.artifact_root={tmp}/artifacts",
-        f"cache_dir={tmp}/cache",
-        "torch_threads=1",
-        f"hydra.run.dir={tmp}/run",
-        f"hydra.sweep.dir={tmp}/sweep",
-    ]
-    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    done = run_apex(tmp, *args, *FAST, env=env)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done
 

@@ -5,29 +5,17 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
+from apex_cli import run_apex
 from llm_server import FakeLLMServer
 
-REPO = Path(__file__).resolve().parents[1]
-DEBUG = ["experiment=debug", "progress=false", "torch_threads=1", "eval.on_val=false"]
+DEBUG = ["experiment=debug", "progress=false", "eval.on_val=false"]
 
 
 def apex_run(tmp: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    cmd = [
-        sys.executable,
-        "-m",
-        "apex.run",
-        *DEBUG,
-        *args,
-        f"tracking.uri=sqlite:///{tmp}/mlflow.db",
-        f"tracking.artifact_root={tmp}/artifacts",
-        f"cache_dir={tmp}/cache",
-        f"hydra.run.dir={tmp}/run",
-    ]
-    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    return run_apex(tmp, *DEBUG, *args, env=env)
 
 
 def test_gpt4o_backend_against_a_local_server_trains_on_maps(tmp_path) -> None:

@@ -1,0 +1,26 @@
+"""Run `python -m apex.run` in a subprocess with every store (MLflow, caches, Hydra outputs) under one tmp folder."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_apex(tmp: Path, *overrides: str, env: Mapping[str, str], timeout: int = 600) -> subprocess.CompletedProcess:
+    cmd = [
+        sys.executable,
+        "-m",
+        "apex.run",
+        *overrides,
+        f"tracking.uri=sqlite:///{tmp}/mlflow.db",
+        f"tracking.artifact_root={tmp}/artifacts",
+        f"cache_dir={tmp}/cache",
+        "torch_threads=1",
+        f"hydra.run.dir={tmp}/run",
+        f"hydra.sweep.dir={tmp}/sweep",
+    ]
+    return subprocess.run(cmd, cwd=REPO, env=dict(env), capture_output=True, text=True, timeout=timeout)
