@@ -7,7 +7,6 @@ config section and tables, and returns tables; the recipe decides what to log.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import random
 import tempfile
@@ -215,7 +214,6 @@ def run(cfg: DictConfig, overrides: list[str] | None = None, output_dir: str | N
             corpus_size=len(test_split.corpus),
             n_queries=len(test_split.queries),
         )
-        summary_extra = summary.extra
 
         # ---- model
         encoder = load_encoder(model_cfg)
@@ -233,7 +231,7 @@ def run(cfg: DictConfig, overrides: list[str] | None = None, output_dir: str | N
             if len(failures):
                 tracker.log_table(failures, "erm/failures.json")
             mean, median = reduction["token_reduction_mean_pct"], reduction["token_reduction_median_pct"]
-            summary_extra["ERM input-size reduction (tokens)"] = (
+            summary.extra["ERM input-size reduction (tokens)"] = (
                 f"mean {mean:.2f}%, median {median:.2f}% over {len(per_doc)} training documents (paper: 37.71%)"
             )
 
@@ -256,7 +254,7 @@ def run(cfg: DictConfig, overrides: list[str] | None = None, output_dir: str | N
             )
             for path in write_outputs(mining, out_dir / "sampler"):
                 tracker.log_artifact(path, "sampler")
-            summary_extra["negatives"] = (
+            summary.extra["negatives"] = (
                 f"{len(mining.negatives)} mined ({sampler_cfg.name}); base embeddings cache "
                 f"{'hit' if mining.cache_hit else 'miss'}"
             )
@@ -327,7 +325,3 @@ def run(cfg: DictConfig, overrides: list[str] | None = None, output_dir: str | N
         return summary
     finally:
         tracker.end(failed=failed)
-
-
-def summary_json(summary: Summary) -> str:
-    return json.dumps(summary.__dict__, default=str, indent=2)
