@@ -30,3 +30,18 @@ class InputError(ValueError):
         if field is not None:
             parts.append(f"field '{field}'")
         super().__init__(": ".join([*parts, message]))
+
+
+class ServiceError(RuntimeError):
+    """A service the run needs cannot serve it (LLM backend, tracking server): the input is fine, retry later.
+
+    The message names the service and what to check; it never holds a credential.
+    """
+
+
+# Exit statuses of every command-line entry point (`apex.cli` maps exceptions to them; docs/errors.md lists them).
+EXIT_OK = 0
+EXIT_BUG = 1  # an unexpected error: the traceback is printed
+EXIT_INPUT = 2  # bad input data, config value or command line
+EXIT_SERVICE = 3  # a service is unavailable or stopped answering; re-running resumes
+EXIT_INTERRUPTED = 130  # Ctrl-C

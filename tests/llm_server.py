@@ -10,7 +10,12 @@ A chat request is matched to its document by the text between `<document>` and `
   valid map built from the document's capitalised words, or `{"query": "what about <first five words>"}`);
 - `faults[doc]`: a list consumed one per request: "ok", "429" (Retry-After: `retry_after` s), "500", "hang" (sleeps
   `hang_s` before answering, to trip a client timeout), "malformed" (content that is not JSON), "schema" (JSON that
-  breaks the map schema), "length" (a cut-off answer with finish_reason "length"), "400", "401".
+  breaks the map schema), "length" (a cut-off answer with finish_reason "length"), "400", "401", "html" (HTTP 200
+  with an HTML proxy page, Content-Type text/html), "badjson" (HTTP 200, Content-Type application/json, body not JSON).
+
+Whole-server failures: `die_after=n` kills the server (closes its socket: later requests get "connection refused")
+right after it answered n chat requests; `kill()` does it at once. `FakeLLMServer(port=p)` binds a given port, so a
+test can bring a killed server back at the same base URL.
 
 `log` holds one dict per request: path, doc (or None), fault, response_format type, model, temperature, seed,
 number of messages; `max_in_flight` is the most chat requests it was answering at once.
@@ -49,7 +54,8 @@ class FakeLLMServer:
     """Start with `with FakeLLMServer() as srv:`; `srv.base_url` is the OpenAI base URL (…/v1)."""
 
     def __init__(self, *, latency_s: float = 0.0, hang_s: float = 2.0, retry_after: float = 0.05,
-                 require_key: str | None = None, batch_polls: int = 1) -> None:  # fmt: skip
+                 require_key: str | None = None, batch_polls: int = 1, die_after: int | None = None,
+                 port: int = 0) -> None:  # fmt: skip
         self.latency_s = latency_s
         self.hang_s = hang_s
         self.retry_after = retry_after
@@ -63,8 +69,11 @@ class FakeLLMServer:
         self.batches: dict[str, dict[str, Any]] = {}
         self.in_flight = 0  # chat requests being answered now, and the most seen at once
         self.max_in_flight = 0
+        self.die_after = die_after
+        self.answered = 0  # chat requests answered (any status)
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._dead = False
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -78,6 +87,18 @@ class FakeLLMServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.kill()
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    def kill(self) -> None:
+        """Stop serving and close the listening socket (idempotent); requests in progress still get their answer."""
+        with self._lock:
+            if self._dead:
+                return
+            self._dead = True
         self._server.shutdown()
         self._server.server_close()
 
@@ -182,7 +203,11 @@ class FakeLLMServer:
                 data = raw if raw is not None else json.dumps(body).encode("utf-8")
                 try:
                     self.send_response(status)
-                    self.send_header("Content-Type", "application/json" if raw is None else "application/octet-stream")
+                    headers = dict(headers or {})
+                    kind = headers.pop(
+                        "Content-Type", "application/json" if raw is None else "application/octet-stream"
+                    )
+                    self.send_header("Content-Type", kind)
                     self.send_header("Content-Length", str(len(data)))
                     for k, v in (headers or {}).items():
                         self.send_header(k, v)
@@ -202,7 +227,15 @@ class FakeLLMServer:
             def _body(self) -> bytes:
                 return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
+            def _dead(self) -> bool:
+                """A killed server drops kept-alive connections too: no answer, the client sees a disconnect."""
+                if server._dead:
+                    self.close_connection = True
+                return server._dead
+
             def do_GET(self) -> None:
+                if self._dead():
+                    return
                 with server._lock:
                     server.log.append({"path": self.path, "doc": None, "fault": ""})
                 if not self._authorised():
@@ -226,6 +259,8 @@ class FakeLLMServer:
 
             def do_POST(self) -> None:
                 raw = self._body()
+                if self._dead():
+                    return
                 if self.path == "/v1/chat/completions":
                     body = json.loads(raw)
                     user = next((m["content"] for m in body.get("messages", []) if m.get("role") == "user"), "")
@@ -253,7 +288,18 @@ class FakeLLMServer:
                     finally:
                         with server._lock:
                             server.in_flight -= 1
-                    self._send(status, payload, headers)
+                    if fault == "html":
+                        page = b"<html><body><h1>502 Bad Gateway</h1>proxy error</body></html>"
+                        self._send(200, None, {"Content-Type": "text/html"}, raw=page)
+                    elif fault == "badjson":
+                        self._send(200, None, {"Content-Type": "application/json"}, raw=b"<html>oops</html>")
+                    else:
+                        self._send(status, payload, headers)
+                    with server._lock:
+                        server.answered += 1
+                        dying = server.die_after is not None and server.answered >= server.die_after
+                    if dying:
+                        threading.Thread(target=server.kill, daemon=True).start()
                     return
                 with server._lock:
                     server.log.append({"path": self.path, "doc": None, "fault": ""})

@@ -17,6 +17,7 @@ import pytest
 from llm_server import FakeLLMServer, default_map
 
 from apex.erm import EntityMap, ErmBackendError, ErmConfig, build_maps, generate_queries, render_map
+from apex.erm.client import ErmPendingError
 from apex.erm.prompts import MAP_PROMPT_VERSION, MAP_TASK
 
 SECRET = "sk-test-SECRET-0123456789abcdef"
@@ -108,15 +109,18 @@ def test_429_honours_retry_after(server: FakeLLMServer, tmp_path: Path) -> None:
     assert result.maps["status"].tolist() == ["ok"] and result.stats["retries"] == 1
 
 
-def test_500_is_retried_then_gives_up(server: FakeLLMServer, tmp_path: Path) -> None:
+def test_500_is_retried_then_left_pending(server: FakeLLMServer, tmp_path: Path) -> None:
     server.faults[DOCS["d1"]] = ["500"]
     server.faults[DOCS["d2"]] = ["500"] * 10
-    result = build_maps(items("d1", "d2"), config(server, max_retries=3), tmp_path, progress=False)
+    with pytest.raises(ErmPendingError, match=r"1 documents done, 1 pending, 0 failed of 2") as err:
+        build_maps(items("d1", "d2"), config(server, max_retries=3), tmp_path, progress=False)
+    assert "HTTP 500 after 4 requests" in str(err.value) and "re-run" in str(err.value)
     assert server.requests_for(DOCS["d1"]) == 2
     assert server.requests_for(DOCS["d2"]) == 4  # 1 + max_retries
-    assert result.maps["status"].tolist() == ["ok", "failed"]
-    fail = result.failures.set_index("doc_id").loc["d2"]
-    assert fail["reason"] == "HTTP 500 after 4 requests" and fail["attempts"] == 4
+    server.faults[DOCS["d2"]] = []  # the server recovers: the re-run sends d2 once, and d1 not at all
+    result = build_maps(items("d1", "d2"), config(server, max_retries=3), tmp_path, progress=False)
+    assert server.requests_for(DOCS["d1"]) == 2 and server.requests_for(DOCS["d2"]) == 5
+    assert result.maps["status"].tolist() == ["ok", "ok"] and result.failures.empty
 
 
 def test_400_fails_the_document_without_retry(server: FakeLLMServer, tmp_path: Path) -> None:
@@ -234,7 +238,7 @@ def test_rejected_key_stops_the_run(tmp_path: Path) -> None:
 
 
 def test_secret_never_stored_or_logged(server: FakeLLMServer, tmp_path: Path, caplog) -> None:
-    server.faults[DOCS["d1"]] = ["500", "malformed", "schema", "length"]
+    server.faults[DOCS["d1"]] = ["500", "malformed", "schema", "length", "html"]
     server.faults[DOCS["d2"]] = ["429", "hang"]
     cache = tmp_path / "cache"
     with caplog.at_level(logging.DEBUG):

@@ -67,7 +67,13 @@ def read_text(path: Path) -> str:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
-        raise InputError(f"invalid UTF-8 ({err.reason})", file=path, record=f"line {line}") from err
+        column = err.start - (data.rfind(b"\n", 0, err.start) + 1)
+        raise InputError(
+            f"invalid UTF-8 at byte offset {err.start} of the file (byte {column} of the line; {err.reason}: "
+            f"{data[err.start : err.start + 1]!r})",
+            file=path,
+            record=f"line {line}",
+        ) from err
     return text.removeprefix("\ufeff")
 
 
@@ -85,7 +91,7 @@ def read_json(path: Path) -> Any:
 def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
     """(1-based line number, decoded line without its line ending), streamed."""
     with _open_binary(path) as fh:
-        lineno = 0
+        lineno = offset = 0  # offset: of the line's first byte in the (decompressed) file
         try:
             for raw in fh:
                 lineno += 1
@@ -93,10 +99,12 @@ def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
                     line = raw.decode("utf-8")
                 except UnicodeDecodeError as err:
                     raise InputError(
-                        f"invalid UTF-8 at byte {err.start} of the line ({err.reason})",
+                        f"invalid UTF-8 at byte offset {offset + err.start} of the file (byte {err.start} of the "
+                        f"line; {err.reason})",
                         file=path,
                         record=f"line {lineno}",
                     ) from err
+                offset += len(raw)
                 if lineno == 1:
                     line = line.removeprefix("\ufeff")
                 yield lineno, line.rstrip("\r\n")

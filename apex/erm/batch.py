@@ -4,7 +4,8 @@ Round r (r = 0 .. max_reasks): write one JSONL line per pending document (`custo
 chat-completions request as online mode, with re-ask feedback from round r-1), upload it (`files.create`, purpose
 `batch`), `batches.create`, poll `batches.retrieve` every `batch_poll_s`, download the output (and error) file and
 judge each answer exactly as online mode does. Valid answers go to the cache at once; invalid or missing ones go to
-the next round; after the last round they are recorded as failed.
+the next round; after the last round those the model answered (invalid answers, refusals, 4xx) are recorded as
+failed, and those it never answered (5xx / 429 lines, lines missing from an expired or failed batch) stay pending.
 
 Resume: every submitted batch id is stored (with its keys) before polling starts. A re-run first polls the open
 batches of the same scope and ingests their answers, so a run killed while waiting never submits (or pays for) the
@@ -50,6 +51,7 @@ class _Tally:
     model: str = ""
     fingerprint: str = ""
     reason: str = ""
+    judged: bool = False  # the model (or the server, with a 4xx) gave a verdict on this request
 
 
 def _chunks(lines: list[tuple[str, bytes]]) -> list[list[tuple[str, bytes]]]:
@@ -123,8 +125,11 @@ def _ingest(
         body = response.get("body") or {}
         if rec.get("error") or response.get("status_code") != 200:
             err = rec.get("error") or body.get("error") or {}
-            tally.reason = scrub(f"HTTP {response.get('status_code')}: {err.get('message', err) if err else 'error'}")
+            status = response.get("status_code")
+            tally.reason = scrub(f"HTTP {status}: {err.get('message', err) if err else 'error'}")
+            tally.judged = isinstance(status, int) and 400 <= status < 500 and status not in (408, 409, 429)
             continue
+        tally.judged = True
         usage = body.get("usage") or {}
         tally.prompt_tokens += usage.get("prompt_tokens") or 0
         tally.completion_tokens += usage.get("completion_tokens") or 0
@@ -195,9 +200,9 @@ def run_batch(
         done |= _collect(client, task, cfg, batch_ids, wanted, tallies, cache, scope)
     failed = []
     for p in items:
-        if p.key in done:
-            continue
-        t = tallies.get(p.key, _Tally())
+        if p.key in done or not tallies.get(p.key, _Tally()).judged:
+            continue  # answered, or never answered by the model: pending, the runner reports it
+        t = tallies[p.key]
         reason = f"{t.reason or 'no answer'} (batch mode, {t.requests} answers)"
         failed.append(
             Outcome(p.key, p.text_sha256, False, "", reason, t.requests, t.prompt_tokens, t.completion_tokens,

@@ -17,6 +17,8 @@ from urllib.parse import urlparse
 import openai
 
 from apex.erm.config import API_KEY_ENV, ErmConfig
+from apex.errors import ServiceError
+from apex.secrets import scrub as scrub_secrets
 
 log = logging.getLogger("apex.erm")
 
@@ -24,8 +26,16 @@ LOCAL_PLACEHOLDER_KEY = "sk-local-no-key"
 _DEFAULT_HOST = "the default OpenAI endpoint"
 
 
-class ErmBackendError(RuntimeError):
+class ErmBackendError(ServiceError):
     """The LLM backend cannot serve this run at all (no key, server down, key rejected)."""
+
+
+class ErmPendingError(ErmBackendError):
+    """The stage stopped with documents still pending (the server stopped answering); re-running resumes."""
+
+    def __init__(self, message: str, *, done: int, pending: int, failed: int) -> None:
+        super().__init__(message)
+        self.done, self.pending, self.failed = done, pending, failed
 
 
 def is_local_url(base_url: str | None) -> bool:
@@ -48,10 +58,13 @@ def _api_key(cfg: ErmConfig) -> str:
         return key
     if cfg.name == "openai_compatible" and is_local_url(cfg.base_url):
         log.info(
-            "erm=%s: %s is not set; using a placeholder key for local server %s", cfg.name, API_KEY_ENV, cfg.base_url
+            "erm=%s: %s is not set; using a placeholder key for local server %s",
+            cfg.name,
+            API_KEY_ENV,
+            scrub(cfg.base_url or ""),
         )
         return LOCAL_PLACEHOLDER_KEY
-    where = cfg.base_url or _DEFAULT_HOST
+    where = scrub(cfg.base_url) if cfg.base_url else _DEFAULT_HOST
     raise ErmBackendError(
         f"erm={cfg.name} needs an API key for {where}: set the environment variable {API_KEY_ENV} "
         f"(keys are never read from the config)"
@@ -69,7 +82,7 @@ def preflight(client: openai.OpenAI, cfg: ErmConfig) -> None:
     A server that answers with any HTTP status other than 401/403 is alive (llama.cpp and some proxies have no
     `/models`), so only connection failures, timeouts and rejected keys stop the run.
     """
-    where = cfg.base_url or _DEFAULT_HOST
+    where = scrub(cfg.base_url) if cfg.base_url else _DEFAULT_HOST
     try:
         client.with_options(timeout=max(cfg.preflight_timeout_s, 0.1), max_retries=0).models.list()
     except openai.AuthenticationError as exc:
@@ -88,7 +101,7 @@ def preflight(client: openai.OpenAI, cfg: ErmConfig) -> None:
 
 
 def scrub(text: str) -> str:
-    """Remove the API key (if set) from text that will be stored or logged."""
+    """Remove the API key, URL passwords and key-shaped strings from text that will be stored or logged."""
     key = os.environ.get(API_KEY_ENV, "")
     # A very short "key" would shred ordinary words; real keys are far longer than 8 characters.
-    return text.replace(key, "***") if len(key) >= 8 else text
+    return scrub_secrets(text.replace(key, "***") if len(key) >= 8 else text)

@@ -53,7 +53,9 @@ class ErmConfig:
     batch_discount: float = 0.5
     batch_poll_s: float = 30.0
     batch_max_wait_s: float = 86400.0
-    # All backends.
+    # All backends. A longer document is cut to its first `max_input_chars` characters (at a word boundary when one
+    # lies in the last 10%): spaCy refuses texts over 1,000,000 characters and an LLM would be sent (and bill) all.
+    max_input_chars: int = 100_000
     min_chars: int = 20
     retry_failed: bool = False
     # Offline backend.
@@ -95,7 +97,10 @@ class ErmConfig:
         for field, allowed in choices.items():
             if getattr(self, field) not in allowed:
                 raise bad(field, f"{getattr(self, field)!r} is not one of {list(allowed)}")
-        positive = ("concurrency", "timeout_s", "backoff_base_s", "backoff_max_s", "max_tokens", "spacy_batch_size")
+        positive = (
+            "concurrency", "timeout_s", "backoff_base_s", "backoff_max_s", "max_tokens", "spacy_batch_size",
+            "max_input_chars",
+        )  # fmt: skip
         for field in positive:
             if getattr(self, field) <= 0:
                 raise bad(field, f"must be > 0, got {getattr(self, field)}")

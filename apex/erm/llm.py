@@ -1,29 +1,37 @@
 """Online LLM requests: one document → one validated answer, with re-asks, and many documents in flight at once.
 
 Per document: send the prompt (temperature, seed, `response_format` from the config); transport failures are retried
-by `apex.erm.retry`. An answer that was cut off (`finish_reason == "length"`), is not JSON, or breaks the schema is
-re-asked up to `max_reasks` times with a note of what was wrong; after that the document is recorded as failed with
-the last reason. Token usage, the model name the server reports and its `system_fingerprint` are kept per document.
+by `apex.erm.retry`, and a document whose retries run out on a transport failure is *unanswered* (pending: not
+stored, sent again by the next run), never failed. An answer that was cut off (`finish_reason == "length"`), is
+not JSON, or breaks the schema is re-asked up to `max_reasks` times with a note of what was wrong; after that the
+document is recorded as failed with the last reason. Token usage, the model name the server reports and its
+`system_fingerprint` are kept per document.
 
 Concurrency: `cfg.concurrency` worker threads each run one document at a time; the calling thread alone writes
 outcomes (to the cache) as they finish, in completion order, so a kill loses only the requests in flight.
+
+Outage: when `cfg.concurrency` documents in a row (in completion order, none answered in between) end unanswered,
+the server is taken to be down: no further document is started, backoffs in flight end at once, and the caller
+reports what is done, pending and failed (`apex.erm.runner`).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import openai
+from openai.types.chat import ChatCompletion
 from tqdm.auto import tqdm
 
 from apex.erm.cache import Outcome
 from apex.erm.client import scrub
 from apex.erm.config import ErmConfig
 from apex.erm.prompts import Task
-from apex.erm.retry import RequestFailed, RetryPolicy, call_with_retries
+from apex.erm.retry import NotAnAnswer, RequestFailed, RetryPolicy, call_with_retries
 from apex.erm.schema import MapValidationError
 
 log = logging.getLogger("apex.erm")
@@ -38,11 +46,30 @@ class Pending:
     text: str
 
 
+@dataclass(frozen=True)
+class Unanswered:
+    """A document the model never answered (transport failures only): it stays pending."""
+
+    key: str
+    reason: str
+
+
 @dataclass
 class Counters:
     requests_sent: int = 0
     retries: int = 0
     reasks: int = 0
+    unanswered: int = 0
+    last_transport_error: str = ""  # scrubbed; for the one-line message when the stage stops
+    outage: bool = False  # the stage stopped early: the server looked down
+
+
+def _chat_completion(client: openai.OpenAI, body: dict) -> ChatCompletion:
+    """One chat request; a 200 whose body is not a chat completion (an HTML proxy page) raises `NotAnAnswer`."""
+    resp = client.chat.completions.create(**body)
+    if not isinstance(resp, ChatCompletion):
+        raise NotAnAnswer(f"{type(resp).__name__} body: {str(resp)[:80]!r}")
+    return resp
 
 
 def policy_of(cfg: ErmConfig) -> RetryPolicy:
@@ -80,7 +107,9 @@ def judge_answer(task: Task, choice: object) -> tuple[str | None, str]:
         return None, str(exc)
 
 
-def complete_one(client: openai.OpenAI, task: Task, item: Pending, cfg: ErmConfig) -> tuple[Outcome, Counters]:
+def complete_one(
+    client: openai.OpenAI, task: Task, item: Pending, cfg: ErmConfig, stop: threading.Event | None = None
+) -> tuple[Outcome | Unanswered, Counters]:
     """Answer one document (see the module docstring); never raises for a per-document problem."""
     counters = Counters()
     prompt_tokens = completion_tokens = 0
@@ -92,11 +121,13 @@ def complete_one(client: openai.OpenAI, task: Task, item: Pending, cfg: ErmConfi
         body = request_body(task, cfg, item.text, feedback)
         try:
             resp, sent, retries = call_with_retries(
-                lambda body=body: client.chat.completions.create(**body), policy_of(cfg), item.key
+                lambda body=body: _chat_completion(client, body), policy_of(cfg), item.key, stop=stop
             )
         except RequestFailed as exc:
             counters.requests_sent += exc.n_requests
-            counters.retries += exc.n_requests - 1
+            counters.retries += max(exc.n_requests - 1, 0)
+            if exc.transport:  # the model never answered (this time): pending, not failed
+                return Unanswered(item.key, exc.reason), counters
             reason = exc.reason
             break
         counters.requests_sent += sent
@@ -139,20 +170,23 @@ def run_online(
     one cache transaction covers them: the fsync per commit stays off the path of the requests.
 
     At most `2 * concurrency` documents are submitted ahead, so an interrupted run has little queued work and memory
-    stays flat for any corpus size. A backend error (rejected key) cancels the rest and propagates.
+    stays flat for any corpus size. A backend error (rejected key) cancels the rest and propagates. Unanswered
+    documents are not passed to `on_outcomes`; an outage (module docstring) stops starting new ones.
     """
     total = Counters()
+    stop = threading.Event()
+    in_a_row = 0  # documents unanswered since the last answer
     queue = iter(items)
     bar = tqdm(total=len(items), desc=f"erm {task.kind} ({cfg.name})", disable=not progress, unit="doc")
     pool = ThreadPoolExecutor(max_workers=cfg.concurrency, thread_name_prefix="erm")
     in_flight: set[Future] = set()
 
     def refill() -> None:
-        while len(in_flight) < 2 * cfg.concurrency:
+        while len(in_flight) < 2 * cfg.concurrency and not stop.is_set():
             item = next(queue, None)
             if item is None:
                 return
-            in_flight.add(pool.submit(complete_one, client, task, item, cfg))
+            in_flight.add(pool.submit(complete_one, client, task, item, cfg, stop))
 
     clean_exit = False
     try:
@@ -171,6 +205,17 @@ def run_online(
                 total.requests_sent += counters.requests_sent
                 total.retries += counters.retries
                 total.reasks += counters.reasks
+                if isinstance(outcome, Unanswered):
+                    total.unanswered += 1
+                    total.last_transport_error = outcome.reason
+                    in_a_row += 1
+                    if in_a_row >= min(cfg.concurrency, len(items)) and not stop.is_set():
+                        log.warning("erm %s: %d documents in a row unanswered (%s); stopping", task.kind, in_a_row,
+                                    outcome.reason)  # fmt: skip
+                        total.outage = True
+                        stop.set()
+                    continue
+                in_a_row = 0
                 if not outcome.ok:
                     log.warning("erm %s: document %s failed: %s", task.kind, outcome.text_sha256[:12], outcome.reason)
                 finished.append(outcome)
@@ -183,6 +228,8 @@ def run_online(
         clean_exit = True
     finally:
         # On an error, drop queued documents and do not wait for requests in flight (they may be backing off).
+        if not clean_exit:
+            stop.set()
         pool.shutdown(wait=clean_exit, cancel_futures=True)
         bar.close()
     return total

@@ -73,6 +73,13 @@ def build_maps(items: pd.DataFrame, cfg: ErmConfig, cache_dir: Path, *, progress
         raise ValueError("erm=none builds no maps; the recipe should skip the ERM stage")
     check_items(items)
     ids = [str(i) for i in items["id"]]
+    long_ids = [i for i, t in zip(ids, items["text"], strict=True) if len(t) > cfg.max_input_chars]
+    if long_ids:
+        log.warning(
+            "erm: %d documents longer than erm.max_input_chars=%d characters are cut to that length: %s%s",
+            len(long_ids), cfg.max_input_chars, ", ".join(long_ids[:_SHOW_IDS]), " ..." if len(long_ids) > _SHOW_IDS
+            else "",
+        )  # fmt: skip
     answers = answer_texts([str(t) for t in items["text"]], MAP_TASK, cfg, Path(cache_dir), progress=progress)
 
     maps_rows, fail_rows, usage_rows = [], [], []

@@ -3,11 +3,15 @@
 Shared by `build_maps` (task `map`, any backend) and `generate_queries` (task `query`, LLM backends). Order of work:
 
 1. key every text (`Scope.key`), drop duplicate texts (one answer serves every id with that text);
-2. read stored answers and stored failures; a failure is re-sent only with `retry_failed`;
+2. read stored answers and stored failures; a failure is re-sent only with `retry_failed` (a stored transport
+   failure, written by older versions, is always re-sent: the model never answered it);
 3. if anything is missing: for an LLM, build the client and run the pre-flight check (so a missing key or a dead
    server fails at once, before any document request), then answer online or through the Batch API; for spaCy,
    load the model and extract in `nlp.pipe` batches; every finished answer is committed to the cache at once;
-4. read every outcome back from the cache (the single source of truth, whether answered now or in an earlier run).
+4. read every outcome back from the cache (the single source of truth, whether answered now or in an earlier run);
+5. if any text is still unanswered (the server stopped answering: connection errors, 5xx, timeouts), stop with
+   `ErmPendingError`: one line with the done / pending / failed counts and how to resume. A run never goes on with
+   a view degraded by transport failures; re-running sends exactly the pending texts.
 """
 
 from __future__ import annotations
@@ -18,9 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from apex.erm.cache import ErmCache, Outcome, Scope, text_sha256
+from apex.erm.client import ErmPendingError, scrub
 from apex.erm.config import ErmConfig
 from apex.erm.llm import Counters, Pending, run_online
 from apex.erm.prompts import MAP_TASK, Task
+from apex.erm.retry import is_transport_reason
 
 log = logging.getLogger("apex.erm")
 
@@ -52,6 +58,7 @@ def _run_spacy(items: list[Pending], cfg: ErmConfig, cache: ErmCache, scope: Sco
     from apex.erm.spacy_backend import extract_maps, load_nlp
 
     nlp, _ = load_nlp(cfg.model)
+    nlp.max_length = max(nlp.max_length, cfg.max_input_chars + 1)  # texts are cut to max_input_chars already
     size = cfg.spacy_batch_size
     bar = tqdm(total=len(items), desc="erm map (spacy)", disable=not progress, unit="doc")
     for start in range(0, len(items), size):
@@ -78,12 +85,42 @@ def _run_llm(
     return run_online(client, task, items, cfg, lambda done: cache.put(scope, done), progress=progress)
 
 
+def _pending_error(
+    task: Task, cfg: ErmConfig, unique: list[str], outcomes: dict[str, Outcome], counters: Counters
+) -> ErmPendingError:
+    """One line: where, why, done / pending / failed, how to resume."""
+    done = sum(1 for o in outcomes.values() if o.ok)
+    failed = len(outcomes) - done
+    pending = len(unique) - len(outcomes)
+    where = scrub(cfg.base_url) if cfg.base_url else "the OpenAI API"
+    why = counters.last_transport_error or "no answer"
+    return ErmPendingError(
+        f"erm {task.kind}: the LLM server at {where} stopped answering ({why}): {done} documents done, {pending} "
+        f"pending, {failed} failed of {len(unique)}; answers so far are cached: re-run the same command to resume "
+        f"(it sends only the {pending} pending documents)",
+        done=done,
+        pending=pending,
+        failed=failed,
+    )
+
+
+def truncate_input(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters, at the last whitespace in the final 10% when there is one."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    space = cut.rfind(" ", int(limit * 0.9))
+    return cut[:space] if space > 0 else cut
+
+
 def answer_texts(texts: list[str], task: Task, cfg: ErmConfig, cache_dir: Path, *, progress: bool = True) -> Answers:
     """Run steps 1-4 of the module docstring; returns the outcomes and run statistics."""
     if cfg.name == "spacy" and task is not MAP_TASK:
         raise ValueError(f"erm={cfg.name} cannot run task {task.kind!r}: it needs an LLM backend")
     t0 = time.perf_counter()
     scope = scope_of(task, cfg)
+    n_truncated = sum(1 for t in texts if len(t) > cfg.max_input_chars)
+    texts = [truncate_input(t, cfg.max_input_chars) for t in texts]
     keys = [scope.key(t) for t in texts]
     first_text: dict[str, str] = {}
     for k, t in zip(keys, texts, strict=True):
@@ -91,11 +128,11 @@ def answer_texts(texts: list[str], task: Task, cfg: ErmConfig, cache_dir: Path, 
     unique = list(first_text)
     settings = {
         "temperature": cfg.temperature, "seed": cfg.seed, "max_tokens": cfg.max_tokens,
-        "structured_output": cfg.structured_output, "mode": cfg.mode, "base_url": cfg.base_url or "",
+        "structured_output": cfg.structured_output, "mode": cfg.mode, "base_url": scrub(cfg.base_url or ""),
     }  # fmt: skip
     with ErmCache(cache_dir, settings if cfg.is_llm else {"noun_chunks": cfg.spacy_noun_chunks}) as cache:
         cached = cache.results(unique)
-        failed = cache.failures(unique)
+        failed = {k: o for k, o in cache.failures(unique).items() if not is_transport_reason(o.reason)}
         pending = [
             Pending(k, text_sha256(first_text[k]), first_text[k])
             for k in unique
@@ -113,8 +150,10 @@ def answer_texts(texts: list[str], task: Task, cfg: ErmConfig, cache_dir: Path, 
                 counters = _run_spacy(pending, cfg, cache, scope, progress)
             else:
                 counters = _run_llm(pending, task, cfg, cache, scope, progress)
-        outcomes = cache.failures(unique)
+        outcomes = {k: o for k, o in cache.failures(unique).items() if not is_transport_reason(o.reason)}
         outcomes.update(cache.results(unique))
+    if len(outcomes) < len(unique):
+        raise _pending_error(task, cfg, unique, outcomes, counters)
     fresh = {p.key for p in pending}
     run_prompt = sum(o.prompt_tokens for k, o in outcomes.items() if k in fresh)
     run_completion = sum(o.completion_tokens for k, o in outcomes.items() if k in fresh)
@@ -128,6 +167,7 @@ def answer_texts(texts: list[str], task: Task, cfg: ErmConfig, cache_dir: Path, 
     stats = {
         "n_texts": float(len(texts)),
         "n_unique_texts": float(len(unique)),
+        "n_truncated": float(n_truncated),
         "cache_hits": float(len(cached)),
         "failures_skipped": float(skipped_failures),
         "requests_sent": float(counters.requests_sent),
