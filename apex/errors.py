@@ -32,6 +32,20 @@ class InputError(ValueError):
         super().__init__(": ".join([*parts, message]))
 
 
+class ConfigError(InputError):
+    """A configuration value that fails its group's schema; the message names the full key.
+
+    >>> str(ConfigError("training.lr", "must be > 0, got 0.0"))
+    'config: training.lr: must be > 0, got 0.0'
+    """
+
+    def __init__(self, key: str, message: str, *, source: str | PathLike[str] = "config") -> None:
+        section, _, field = key.partition(".")
+        super().__init__(message, file=source, record=section, field=field or None)
+        self.key = key
+        self.args = (f"{self.file}: {key}: {message}",)
+
+
 class ServiceError(RuntimeError):
     """A service the run needs cannot serve it (LLM backend, tracking server): the input is fine, retry later.
 

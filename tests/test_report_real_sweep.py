@@ -25,9 +25,8 @@ def test_smoke_sweep_to_report(tmp_path) -> None:
         "experiment=smoke_sweep",
         "eval.on_val=false",
         "torch_threads=1",
-        f"tracking.uri={uri}",
-        f"tracking.artifact_root={tmp_path}/artifacts",
-        f"cache_dir={tmp_path}/cache",
+        f"paths.experiments={tmp_path}",
+        f"paths.data={tmp_path}/data",
         f"hydra.sweep.dir={tmp_path}/sweep",
     ]
     done = subprocess.run(sweep, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)

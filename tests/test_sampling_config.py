@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-import yaml
+from hydra_conf import compose_config
 
+from apex.errors import ConfigError
 from apex.sampling import SAMPLERS, BandConfig, GuardConfig, SamplerConfig
-
-CONF = Path(__file__).resolve().parents[1] / "conf" / "sampler"
 
 
 @pytest.mark.parametrize("option", ["model_aware", "random", "hard_only", "in_batch"])
 def test_shipped_options_load_and_name_a_registered_sampler(option) -> None:
-    section = yaml.safe_load((CONF / f"{option}.yaml").read_text())
+    section = compose_config(f"sampler={option}").sampler
     cfg = SamplerConfig.from_cfg(section)
     assert cfg.name == option and option in SAMPLERS
-    if option != "in_batch":  # the lead's file holds only `name`; ours list every key, so each can be overridden
-        assert set(section) == set(SamplerConfig.__dataclass_fields__)
+    assert set(section) == set(SamplerConfig.__dataclass_fields__)  # every key composed, so each can be overridden
 
 
 def test_model_aware_yaml_equals_the_documented_defaults() -> None:
-    assert SamplerConfig.from_cfg(yaml.safe_load((CONF / "model_aware.yaml").read_text())) == SamplerConfig()
+    assert SamplerConfig.from_cfg(compose_config("sampler=model_aware").sampler) == SamplerConfig()
     cfg = SamplerConfig()
     assert (cfg.n_hard, cfg.n_soft, cfg.candidate_k) == (2, 2, 100)
     assert cfg.hard == BandConfig("rank", 1, 10) and cfg.soft == BandConfig("rank", 30, 100)
@@ -39,29 +35,29 @@ def test_switching_a_band_axis_does_not_inherit_the_old_bounds() -> None:
 @pytest.mark.parametrize(
     ("section", "message"),
     [
-        ({"name": "nope"}, "sampler.name must be one of"),
-        ({"n_hardd": 2}, "unknown keys \\['n_hardd'\\]"),
-        ({"n_hard": -1}, "sampler.n_hard must be a non-negative integer"),
+        ({"name": "nope"}, "sampler.name: 'nope' is not one of"),
+        ({"n_hardd": 2}, "sampler.n_hardd: unknown key"),
+        ({"n_hard": -1}, "sampler.n_hard: must be a non-negative integer"),
         ({"n_hard": 0, "n_soft": 0}, "n_hard \\+ n_soft must be >= 1"),
         ({"hard": {"by": "rank", "low": 5, "high": 2}}, "low \\(5.0\\) must be <= high"),
         ({"hard": {"by": "rank", "low": 0, "high": 2}}, "integer bounds 1 <= low"),
         ({"soft": {"by": "rank", "low": 30, "high": 200}}, "beyond candidate_k"),
         ({"hard": {"by": "percentile", "low": 90, "high": 101}}, "in \\[0, 100\\]"),
         ({"hard": {"by": "score"}}, "needs low or high"),
-        ({"hard": {"by": "quantile", "low": 1, "high": 2}}, "sampler.hard.by must be one of"),
+        ({"hard": {"by": "quantile", "low": 1, "high": 2}}, "sampler.hard.by: 'quantile' is not one of"),
         ({"fallback": ["pool", "elsewhere"]}, "sampler.fallback"),
-        ({"fallback": "pool"}, "sampler.fallback must be a list"),
+        ({"fallback": "pool"}, "sampler.fallback: expected a list"),
         ({"guard": {"max_relative_to_positive": 0}}, "must be > 0 or null"),
         ({"guard": {"max_score": 1.5}}, "cosine in \\[-1, 1\\]"),
-        ({"guard": {"margin": 0.1}}, "sampler.guard: unknown keys"),
-        ({"backend": "annoy"}, "sampler.backend must be one of"),
+        ({"guard": {"margin": 0.1}}, "sampler.guard.margin: unknown key"),
+        ({"backend": "annoy"}, "sampler.backend: must be one of"),
         ({"name": "hard_only", "n_hard": 4, "n_soft": 2}, "n_soft = 0"),
         ({"name": "random", "n_random": 0}, "n_random must be >= 1"),
-        ({"query_chunk_size": 0}, "query_chunk_size must be >= 1"),
+        ({"query_chunk_size": 0}, "query_chunk_size: must be >= 1"),
     ],
 )
 def test_bad_values_fail_with_a_clear_message(section, message) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError, match=message):
         SamplerConfig.from_cfg(section)
 
 

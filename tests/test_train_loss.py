@@ -56,5 +56,5 @@ def test_stop_steps_and_budget() -> None:
     assert tiny.stop_steps(1000) == {1: 0.1, 2: 1.0}  # 0.1 and 0.5 both land on step 1: the first is kept
     with pytest.raises(ValueError, match="stop_points"):
         TrainConfig.from_cfg({"stop_points": [0.5, 0.25]})
-    with pytest.raises(ValueError, match="unknown keys"):
+    with pytest.raises(ValueError, match=r"training\.learning_rate: unknown key"):
         TrainConfig.from_cfg({"learning_rate": 0.1})

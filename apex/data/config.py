@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from os import PathLike
 from typing import Any
 
 from apex.data.loaders import LOADERS
-from apex.errors import InputError
+from apex.errors import ConfigError
+from apex.schema import read_dataclass
 
 QUERY_MODES = ("first", "all")
 QUERY_SOURCES = ("dataset", "llm")
@@ -56,78 +57,49 @@ class DatasetConfig:
     queries: str = "dataset"
 
     @classmethod
-    def from_cfg(cls, mapping: Mapping[str, Any], source: str | PathLike[str] = "<config>") -> DatasetConfig:
-        """Build from a plain mapping (or an OmegaConf DictConfig); errors name `source`, `dataset` and the key."""
-        known = {f.name for f in fields(cls)}
+    def from_cfg(cls, mapping: Mapping[str, Any] | None, source: str | PathLike[str] = "config") -> DatasetConfig:
+        """Build from a plain mapping (or an OmegaConf DictConfig); errors name `source` and `dataset.<key>`."""
+        values = dict(mapping or {}) if isinstance(mapping, Mapping | None) else mapping
+        if isinstance(values, dict) and isinstance(values.get("path"), PathLike):
+            values["path"] = str(values["path"])
+        if isinstance(values, dict) and isinstance(values.get("splits"), Mapping):  # canonical order: train, val, test
+            splits = dict(values["splits"])
+            values["splits"] = {k: splits[k] for k in SPLIT_NAMES if k in splits} | splits
+        return read_dataclass(cls, "dataset", values, source)
 
-        def fail(key: str, message: str) -> InputError:
-            return InputError(message, file=source, record="dataset", field=key)
+    def validate(self) -> None:
+        def fail(key: str, message: str) -> ConfigError:
+            return ConfigError(f"dataset.{key}", message)
 
-        if not isinstance(mapping, Mapping):
-            raise InputError(f"expected a mapping, got {type(mapping).__name__}", file=source, record="dataset")
-        values = dict(mapping.items())
-        for key in values:
-            if key not in known:
-                raise fail(str(key), f"unknown key (known: {', '.join(sorted(known))})")
-
-        def text(key: str, choices: tuple[str, ...] | None = None) -> None:
-            if key not in values:
-                return
-            value = values[key]
-            if not isinstance(value, str) or not value:
-                raise fail(key, f"expected a non-empty string, got {value!r}")
-            if choices is not None and value not in choices:
-                raise fail(key, f"{value!r} is not one of {list(choices)}")
-
-        text("name", tuple(LOADERS))
-        text("query_mode", QUERY_MODES)
-        text("train_query_mode", QUERY_MODES)
-        text("queries", QUERY_SOURCES)
+        choices = {"name": tuple(LOADERS), "query_mode": QUERY_MODES, "train_query_mode": QUERY_MODES}
+        for key, allowed in {**choices, "queries": QUERY_SOURCES}.items():
+            if getattr(self, key) not in allowed:
+                raise fail(key, f"{getattr(self, key)!r} is not one of {list(allowed)}")
         for key in ("beir_split", "query_field", "document_field", "query_id_field", "doc_id_field"):
-            text(key)
-        if values.get("path") is not None:
-            path = values["path"]
-            if isinstance(path, PathLike):
-                values["path"] = path = str(path)
-            if not isinstance(path, str) or not path:
-                raise fail("path", f"expected a path string or null, got {path!r}")
-        if "split_seed" in values and not _is_int(values["split_seed"]):
-            raise fail("split_seed", f"expected an integer, got {values['split_seed']!r}")
-        max_docs = values.get("max_documents")
-        if max_docs is not None and not (_is_int(max_docs) and max_docs >= 1):
-            raise fail("max_documents", f"expected null or an integer >= 1, got {max_docs!r}")
-        if "splits" in values:
-            values["splits"] = _check_splits(values["splits"], fail)
-        cfg = cls(**values)
-        if cfg.name == "corpus" and cfg.queries != "llm":
+            if not getattr(self, key):
+                raise fail(key, "expected a non-empty string")
+        if self.path == "":
+            raise fail("path", "expected a path string or null, got ''")
+        if self.max_documents is not None and self.max_documents < 1:
+            raise fail("max_documents", f"expected null or an integer >= 1, got {self.max_documents!r}")
+        _check_splits(self.splits, fail)
+        if self.name == "corpus" and self.queries != "llm":
             raise fail("queries", "name 'corpus' has no queries of its own: set queries: llm")
-        if cfg.path is None and cfg.name != "squad":
-            raise fail("path", f"is null, which means the bundled SQuAD set, but name is {cfg.name!r}")
-        return cfg
+        if self.path is None and self.name != "squad":
+            raise fail("path", f"is null, which means the bundled SQuAD set, but name is {self.name!r}")
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _check_splits(value: Any, fail: Any) -> dict[str, SplitSize]:
-    if not isinstance(value, Mapping):
-        raise fail("splits", f"expected a mapping of {list(SPLIT_NAMES)} to sizes, got {value!r}")
-    sizes = dict(value.items())
+def _check_splits(sizes: dict[str, SplitSize], fail: Any) -> None:
     if set(sizes) != set(SPLIT_NAMES):
         raise fail("splits", f"needs exactly the keys {list(SPLIT_NAMES)}, got {sorted(map(str, sizes))}")
     for split, size in sizes.items():
-        if _is_int(size):
+        if isinstance(size, int):
             ok = size >= 0
         elif isinstance(size, float):
             ok = 0.0 < size <= 1.0
         else:
             ok = size == REST
         if not ok:
-            raise fail(
-                "splits",
-                f"{split}: {size!r} is not a document count >= 0, a fraction in (0, 1] or {REST!r}",
-            )
+            raise fail("splits", f"{split}: {size!r} is not a document count >= 0, a fraction in (0, 1] or {REST!r}")
     if sum(size == REST for size in sizes.values()) > 1:
         raise fail("splits", f"at most one split may be {REST!r}")
-    return {split: sizes[split] for split in SPLIT_NAMES}

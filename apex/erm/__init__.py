@@ -10,15 +10,28 @@ Public API (see docs/erm.md):
 - `EntityMap`, `render_map`: the schema and the renderer.
 """
 
-from apex.erm.client import ErmBackendError
-from apex.erm.config import ErmConfig
-from apex.erm.pipeline import ErmResult, build_maps
-from apex.erm.queries import QueryResult, generate_queries
-from apex.erm.render import RENDER_VERSION, render_map
-from apex.erm.schema import Attribute, Entity, EntityMap, MapValidationError, Relation
-from apex.erm.size import size_reduction, write_reduction_histogram
-from apex.erm.view import map_view, map_view_with_counts
+from apex.lazy import lazy_exports
 
+_EXPORTS = {
+    "RENDER_VERSION": "render",
+    "Attribute": "schema",
+    "Entity": "schema",
+    "EntityMap": "schema",
+    "ErmBackendError": "client",
+    "ErmConfig": "config",
+    "ErmResult": "pipeline",
+    "MapValidationError": "schema",
+    "QueryResult": "queries",
+    "Relation": "schema",
+    "build_maps": "pipeline",
+    "generate_queries": "queries",
+    "map_view": "view",
+    "map_view_with_counts": "view",
+    "render_map": "render",
+    "size_reduction": "size",
+    "write_reduction_histogram": "size",
+}
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 __all__ = [
     "RENDER_VERSION",
     "Attribute",

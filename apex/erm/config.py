@@ -6,13 +6,13 @@ field whose name looks like a credential is rejected with a message that does no
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from apex.errors import InputError
+from apex.errors import ConfigError
+from apex.schema import read_dataclass
 
 BACKENDS = ("none", "spacy", "gpt4o", "openai_compatible")
 LLM_BACKENDS = ("gpt4o", "openai_compatible")
@@ -21,7 +21,6 @@ MODES = ("online", "batch")
 STRUCTURED_OUTPUT = ("json_schema", "json_object")
 API_KEY_ENV = "OPENAI_API_KEY"
 
-_CONFIG_FILE = "conf/erm"
 # Names that look like a credential: rejected wherever they appear ('max_tokens' is not one).
 _SECRET_NAME = re.compile(r"key|secret|passw|credential|bearer|auth_token|access_token", re.IGNORECASE)
 
@@ -63,30 +62,23 @@ class ErmConfig:
     spacy_noun_chunks: bool = True
 
     @classmethod
-    def from_cfg(cls, section: Mapping[str, Any] | None) -> ErmConfig:
-        """Build from a mapping (dict or OmegaConf DictConfig); unknown keys and bad values raise `InputError`."""
-        raw = dict(section or {})
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        for key in raw:
-            if _SECRET_NAME.search(str(key)):
-                raise InputError(
+    def from_cfg(cls, section: Mapping[str, Any] | None, key: str = "erm") -> ErmConfig:
+        """Build from a mapping (dict or OmegaConf DictConfig); unknown keys and bad values raise `ConfigError`."""
+        values = dict(section or {})
+        for name in values:
+            if _SECRET_NAME.search(str(name)):
+                raise ConfigError(
+                    f"{key}.{name}",
                     f"credentials are not configuration: the API key is read from the environment variable "
                     f"{API_KEY_ENV} only; remove this field",
-                    file=_CONFIG_FILE,
-                    field=str(key),
                 )
-            if key not in fields:
-                raise InputError(f"unknown key; known keys: {sorted(fields)}", file=_CONFIG_FILE, field=str(key))
-        values: dict[str, Any] = {}
-        for key, value in raw.items():
-            values[key] = _coerce(key, value, fields[key].default)
-        cfg = cls(**values)
-        cfg._validate()
-        return cfg
+        if values.get("base_url") == "":
+            values["base_url"] = None
+        return read_dataclass(cls, key, values)
 
-    def _validate(self) -> None:
-        def bad(field: str, message: str) -> InputError:
-            return InputError(message, file=_CONFIG_FILE, record=f"erm={self.name}", field=field)
+    def validate(self) -> None:
+        def bad(field: str, message: str) -> ConfigError:
+            return ConfigError(f"erm.{field}", message)
 
         choices = {
             "name": BACKENDS,
@@ -130,28 +122,3 @@ class ErmConfig:
         if self.model:
             return self.model
         return "gpt-4o" if self.name == "gpt4o" else ""
-
-
-def _coerce(key: str, value: Any, default: Any) -> Any:
-    """Check a YAML value against the field's default type; ints are accepted for floats, never bools for numbers."""
-    if key == "base_url":
-        if value is None or value == "":
-            return None
-        if not isinstance(value, str):
-            raise InputError(f"must be a string, got {type(value).__name__}", file=_CONFIG_FILE, field=key)
-        return value
-    expected = type(default)
-    if expected is bool:
-        ok = isinstance(value, bool)
-    elif expected is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif expected is float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    else:
-        ok = isinstance(value, str)
-    if not ok:
-        raise InputError(
-            f"must be {expected.__name__}, got {type(value).__name__} {value!r}", file=_CONFIG_FILE, field=key
-        )
-    return value

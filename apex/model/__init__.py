@@ -1,7 +1,14 @@
 """Base models: load offline, pool, add LoRA, quantise."""
 
-from apex.model.config import ModelConfig
-from apex.model.encoder import Encoder, load_encoder, pick_device
-from apex.model.lora import add_lora, save_adapter
+from apex.lazy import lazy_exports
 
+_EXPORTS = {
+    "Encoder": "encoder",
+    "ModelConfig": "config",
+    "add_lora": "lora",
+    "load_encoder": "encoder",
+    "pick_device": "encoder",
+    "save_adapter": "lora",
+}
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 __all__ = ["Encoder", "ModelConfig", "add_lora", "load_encoder", "pick_device", "save_adapter"]

@@ -27,6 +27,8 @@ DEFAULT_IGNORE_PARAMS: tuple[str, ...] = (
     "run_name",
     "progress",
     "torch_threads",
+    "paths.*",
+    "store.*",
     "*_dir",
     "*_path",
     "*.dir",

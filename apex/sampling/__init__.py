@@ -1,12 +1,21 @@
 """Model-aware contrastive sampling: base embeddings (cached) → candidate pool → hard/soft bands → negatives."""
 
-from apex.sampling.cache import BaseEmbeddingCache, BaseEmbeddings
-from apex.sampling.config import BandConfig, GuardConfig, SamplerConfig
-from apex.sampling.mining import NEGATIVE_COLUMNS, MiningResult, mine_negatives
-from apex.sampling.outputs import write_outputs
-from apex.sampling.protocol import EncoderProtocol
-from apex.sampling.registry import SAMPLERS
+from apex.lazy import lazy_exports
 
+_EXPORTS = {
+    "NEGATIVE_COLUMNS": "mining",
+    "SAMPLERS": "registry",
+    "BandConfig": "config",
+    "BaseEmbeddingCache": "cache",
+    "BaseEmbeddings": "cache",
+    "EncoderProtocol": "protocol",
+    "GuardConfig": "config",
+    "MiningResult": "mining",
+    "SamplerConfig": "config",
+    "mine_negatives": "mining",
+    "write_outputs": "outputs",
+}
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 __all__ = [
     "NEGATIVE_COLUMNS",
     "SAMPLERS",

@@ -1,15 +1,18 @@
 """Typed sampler configuration: which sampler, how many negatives, how the bands and the guard are defined.
 
-One dataclass serves every sampler (`conf/sampler/*.yaml` each list all of its keys, so any of them can be
-overridden from the command line); `SamplerConfig.from_cfg` fills missing keys with the defaults below and
-rejects unknown keys and bad values before anything is encoded. docs/sampling.md explains each default.
+One dataclass serves every sampler: its defaults are the `sampler/base` node every conf/sampler/*.yaml starts from
+(so any key can be overridden from the command line); `SamplerConfig.from_cfg` fills missing keys with the defaults
+below and rejects unknown keys and bad values (one `ConfigError` naming the key) before anything is encoded.
+docs/sampling.md explains each default.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
+
+from apex.errors import ConfigError
+from apex.schema import as_mapping, read_dataclass
 
 SAMPLER_NAMES = ("model_aware", "random", "hard_only", "in_batch")
 BAND_KINDS = ("rank", "score", "percentile")
@@ -17,33 +20,13 @@ FALLBACK_SOURCES = ("other_band", "pool")
 BACKENDS = ("exact", "faiss")
 
 
-def _as_mapping(section: Any, where: str) -> dict[str, Any]:
-    if section is None:
-        return {}
-    if not isinstance(section, Mapping):
-        # OmegaConf DictConfig is a Mapping; anything else (a list, a scalar) is a config mistake.
-        raise ValueError(f"{where}: expected a mapping, got {type(section).__name__}")
-    return {str(k): v for k, v in section.items()}
-
-
-def _reject_unknown(values: Mapping[str, Any], known: set[str], where: str) -> None:
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"{where}: unknown keys {unknown}; known: {sorted(known)}")
-
-
-def _number(value: Any, where: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{where} must be a number or null, got {value!r}")
-    return float(value)
-
-
-def _count(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{where} must be a non-negative integer, got {value!r}")
-    return int(value)
+def _band_values(section: Any, key: str, default: BandConfig) -> dict[str, Any]:
+    """A band's keys with the default's bounds filled in, unless the band switched axis (bounds then mean else)."""
+    values = as_mapping(section, key)
+    by = values.get("by", default.by)
+    if by == default.by:
+        values = {"low": default.low, "high": default.high, **values}
+    return {"by": by, "low": None, "high": None, **values}
 
 
 @dataclass(frozen=True)
@@ -61,33 +44,20 @@ class BandConfig:
     low: float | None
     high: float | None
 
-    @classmethod
-    def from_cfg(cls, section: Any, where: str, default: BandConfig) -> BandConfig:
-        values = _as_mapping(section, where)
-        _reject_unknown(values, {"by", "low", "high"}, where)
-        by = str(values.get("by", default.by))
-        if by not in BAND_KINDS:
-            raise ValueError(f"{where}.by must be one of {BAND_KINDS}, got {by!r}")
-        # A band switched to another axis must not inherit the default's bounds, which mean something else there.
-        same_axis = by == default.by
-        low = _number(values.get("low", default.low if same_axis else None), f"{where}.low")
-        high = _number(values.get("high", default.high if same_axis else None), f"{where}.high")
-        band = cls(by=by, low=low, high=high)
-        band.validate(where)
-        return band
-
-    def validate(self, where: str) -> None:
+    def validate(self, where: str = "sampler.band") -> None:
+        if self.by not in BAND_KINDS:
+            raise ConfigError(f"{where}.by", f"{self.by!r} is not one of {list(BAND_KINDS)}")
         low, high = self.low, self.high
         if low is not None and high is not None and low > high:
-            raise ValueError(f"{where}: low ({low}) must be <= high ({high})")
+            raise ConfigError(where, f"low ({low}) must be <= high ({high})")
         if self.by == "rank":
             if low is None or high is None or low != int(low) or high != int(high) or low < 1:
-                raise ValueError(f"{where}: a rank window needs integer bounds 1 <= low <= high, got {low}, {high}")
+                raise ConfigError(where, f"a rank window needs integer bounds 1 <= low <= high, got {low}, {high}")
         elif self.by == "percentile":
             if low is None or high is None or not 0 <= low <= 100 or not 0 <= high <= 100:
-                raise ValueError(f"{where}: percentiles need both bounds in [0, 100], got {low}, {high}")
+                raise ConfigError(where, f"percentiles need both bounds in [0, 100], got {low}, {high}")
         elif low is None and high is None:
-            raise ValueError(f"{where}: a score band needs low or high (cosine, in [-1, 1])")
+            raise ConfigError(where, "a score band needs low or high (cosine, in [-1, 1])")
 
     def as_dict(self) -> dict[str, Any]:
         if self.by == "rank":  # validated integers
@@ -106,18 +76,12 @@ class GuardConfig:
     max_relative_to_positive: float | None = 0.95
     max_score: float | None = None
 
-    @classmethod
-    def from_cfg(cls, section: Any, where: str = "sampler.guard") -> GuardConfig:
-        values = _as_mapping(section, where)
-        _reject_unknown(values, {f.name for f in fields(cls)}, where)
-        rel_key = "max_relative_to_positive"
-        rel = _number(values.get(rel_key, cls.max_relative_to_positive), f"{where}.{rel_key}")
-        ceiling = _number(values.get("max_score", cls.max_score), f"{where}.max_score")
+    def validate(self) -> None:
+        rel, ceiling = self.max_relative_to_positive, self.max_score
         if rel is not None and rel <= 0:
-            raise ValueError(f"{where}.max_relative_to_positive must be > 0 or null, got {rel}")
+            raise ConfigError("sampler.guard.max_relative_to_positive", f"must be > 0 or null, got {rel}")
         if ceiling is not None and not -1 <= ceiling <= 1:
-            raise ValueError(f"{where}.max_score is a cosine in [-1, 1] or null, got {ceiling}")
-        return cls(max_relative_to_positive=rel, max_score=ceiling)
+            raise ConfigError("sampler.guard.max_score", f"is a cosine in [-1, 1] or null, got {ceiling}")
 
 
 DEFAULT_HARD = BandConfig(by="rank", low=1, high=10)
@@ -147,63 +111,55 @@ class SamplerConfig:
     histogram_bins: int = 40
 
     @classmethod
-    def from_cfg(cls, section: Any) -> SamplerConfig:
-        values = _as_mapping(section, "sampler")
-        _reject_unknown(values, {f.name for f in fields(cls)}, "sampler")
-        name = str(values.get("name", cls.name))
-        if name not in SAMPLER_NAMES:
-            raise ValueError(f"sampler.name must be one of {SAMPLER_NAMES}, got {name!r}")
-        fallback = values.get("fallback", cls.fallback)
-        if fallback is None:
-            fallback = ()
-        if isinstance(fallback, str) or not isinstance(fallback, Sequence):
-            raise ValueError(f"sampler.fallback must be a list drawn from {FALLBACK_SOURCES}, got {fallback!r}")
-        fallback = tuple(str(s) for s in fallback)
-        cfg = cls(
-            name=name,
-            n_hard=_count(values.get("n_hard", cls.n_hard), "sampler.n_hard"),
-            n_soft=_count(values.get("n_soft", cls.n_soft), "sampler.n_soft"),
-            n_random=_count(values.get("n_random", cls.n_random), "sampler.n_random"),
-            candidate_k=_count(values.get("candidate_k", cls.candidate_k), "sampler.candidate_k"),
-            hard=BandConfig.from_cfg(values.get("hard"), "sampler.hard", DEFAULT_HARD),
-            soft=BandConfig.from_cfg(values.get("soft"), "sampler.soft", DEFAULT_SOFT),
-            fallback=fallback,
-            guard=GuardConfig.from_cfg(values.get("guard")),
-            backend=str(values.get("backend", cls.backend)),
-            query_chunk_size=_count(values.get("query_chunk_size", cls.query_chunk_size), "sampler.query_chunk_size"),
-            doc_chunk_size=_count(values.get("doc_chunk_size", cls.doc_chunk_size), "sampler.doc_chunk_size"),
-            histogram_bins=_count(values.get("histogram_bins", cls.histogram_bins), "sampler.histogram_bins"),
-        )
-        cfg.validate()
-        return cfg
+    def from_cfg(cls, section: Any, key: str = "sampler") -> SamplerConfig:
+        values = as_mapping(section, key)
+        for band, default in (("hard", DEFAULT_HARD), ("soft", DEFAULT_SOFT)):
+            if band in values:
+                values[band] = _band_values(values[band], f"{key}.{band}", default)
+        if values.get("fallback", ()) is None:
+            values["fallback"] = ()
+        return read_dataclass(cls, key, values)
 
     def validate(self) -> None:
+        if self.name not in SAMPLER_NAMES:
+            raise ConfigError("sampler.name", f"{self.name!r} is not one of {list(SAMPLER_NAMES)}")
+        for key in ("n_hard", "n_soft", "n_random"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"sampler.{key}", f"must be a non-negative integer, got {getattr(self, key)}")
+        self.hard.validate("sampler.hard")
+        self.soft.validate("sampler.soft")
+        self.guard.validate()
         bad = [s for s in self.fallback if s not in FALLBACK_SOURCES]
         if bad or len(set(self.fallback)) != len(self.fallback):
-            raise ValueError(f"sampler.fallback: distinct entries from {FALLBACK_SOURCES}, got {list(self.fallback)}")
+            raise ConfigError(
+                "sampler.fallback", f"distinct entries from {FALLBACK_SOURCES}, got {list(self.fallback)}"
+            )
         if self.backend not in BACKENDS:
-            raise ValueError(f"sampler.backend must be one of {BACKENDS}, got {self.backend!r}")
+            raise ConfigError("sampler.backend", f"must be one of {BACKENDS}, got {self.backend!r}")
         for key in ("candidate_k", "query_chunk_size", "doc_chunk_size", "histogram_bins"):
             if getattr(self, key) < 1:
-                raise ValueError(f"sampler.{key} must be >= 1, got {getattr(self, key)}")
+                raise ConfigError(f"sampler.{key}", f"must be >= 1, got {getattr(self, key)}")
         if self.name == "model_aware":
             if self.n_hard + self.n_soft < 1:
-                raise ValueError("sampler model_aware: n_hard + n_soft must be >= 1")
+                raise ConfigError("sampler.name", "model_aware: n_hard + n_soft must be >= 1")
             for band_name, band in (("hard", self.hard), ("soft", self.soft)):
                 if band.by == "rank" and band.high is not None and band.high > self.candidate_k:
-                    raise ValueError(
-                        f"sampler.{band_name}: rank window ends at {int(band.high)}, beyond candidate_k "
-                        f"({self.candidate_k}): only the top candidate_k documents are scored"
+                    raise ConfigError(
+                        f"sampler.{band_name}",
+                        f"rank window ends at {int(band.high)}, beyond candidate_k "
+                        f"({self.candidate_k}): only the top candidate_k documents are scored",
                     )
         elif self.name == "hard_only":
             if self.n_hard < 1 or self.n_soft != 0:
-                raise ValueError(
-                    f"sampler hard_only: needs n_hard >= 1 and n_soft = 0, got {self.n_hard}, {self.n_soft}"
+                raise ConfigError(
+                    "sampler.name", f"hard_only: needs n_hard >= 1 and n_soft = 0, got {self.n_hard}, {self.n_soft}"
                 )
             if self.n_hard > self.candidate_k:
-                raise ValueError(f"sampler hard_only: n_hard ({self.n_hard}) > candidate_k ({self.candidate_k})")
+                raise ConfigError(
+                    "sampler.name", f"hard_only: n_hard ({self.n_hard}) > candidate_k ({self.candidate_k})"
+                )
         elif self.name == "random" and self.n_random < 1:
-            raise ValueError("sampler random: n_random must be >= 1")
+            raise ConfigError("sampler.name", "random: n_random must be >= 1")
 
     def as_dict(self) -> dict[str, Any]:
         return {

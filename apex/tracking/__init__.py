@@ -1,10 +1,20 @@
 """Experiment tracking (MLflow): the recipe's side channel. Stages never import this package."""
 
-from apex.tracking.mlflow_run import JobRun, TrackingConfig, connect
-from apex.tracking.params import as_params, cell_hash, cell_label, flatten
-from apex.tracking.provenance import git_state
-from apex.tracking.secrets import reject_secrets_in_config, scrub
+from apex.lazy import lazy_exports
 
+_EXPORTS = {
+    "JobRun": "mlflow_run",
+    "TrackingConfig": "config",
+    "as_params": "params",
+    "cell_hash": "params",
+    "cell_label": "params",
+    "connect": "mlflow_run",
+    "flatten": "params",
+    "git_state": "provenance",
+    "reject_secrets_in_config": "secrets",
+    "scrub": "secrets",
+}
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 __all__ = [
     "JobRun",
     "TrackingConfig",

@@ -11,7 +11,6 @@ import json
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,26 +18,12 @@ import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
+from apex.tracking.config import TrackingConfig
 from apex.tracking.secrets import scrub, scrub_mapping
 
 log = logging.getLogger("apex.tracking")
 
 PARENT_RUN_ENV = "APEX_PARENT_RUN_ID"
-
-
-@dataclass(frozen=True)
-class TrackingConfig:
-    uri: str = "sqlite:///experiments/mlflow.db"
-    artifact_root: str = "experiments/mlartifacts"
-    experiment: str = "apex"
-    log_adapter: bool = True
-
-    @classmethod
-    def from_cfg(cls, section: Mapping[str, Any]) -> TrackingConfig:
-        unknown = sorted(set(section) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"tracking config: unknown keys {unknown}")
-        return cls(**dict(section))
 
 
 def connect(cfg: TrackingConfig) -> str:

@@ -1,10 +1,18 @@
 """Contrastive LoRA training with stop points."""
 
-from apex.train.config import LoraSettings, TrainConfig
-from apex.train.examples import Example, build_examples, relevant_sets
-from apex.train.loop import TrainResult, train
-from apex.train.loss import InfoNCELoss
+from apex.lazy import lazy_exports
 
+_EXPORTS = {
+    "Example": "examples",
+    "InfoNCELoss": "loss",
+    "LoraSettings": "config",
+    "TrainConfig": "config",
+    "TrainResult": "loop",
+    "build_examples": "examples",
+    "relevant_sets": "examples",
+    "train": "loop",
+}
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 __all__ = [
     "Example",
     "InfoNCELoss",

@@ -1,0 +1,146 @@
+"""The job's configuration: one typed schema per Hydra group, registered as each group's base node.
+
+Each group's schema is a frozen dataclass in its stage's package (DatasetConfig, ErmConfig, ...); its defaults are
+the only copy of the default values. `register()` stores them in Hydra's ConfigStore as `<group>/base`, and every
+option in conf/<group>/ starts with `defaults: [base]` and states only what it changes. `load_configs` turns a
+composed config into `RunConfigs`, validating every section up front; every failure is one `ConfigError` naming
+the key. The `paths` group (conf/paths/default.yaml) holds every location.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+from apex.data.config import DatasetConfig
+from apex.erm.config import ErmConfig
+from apex.errors import ConfigError
+from apex.eval.config import EvalConfig
+from apex.model.config import ModelConfig
+from apex.sampling.config import SamplerConfig
+from apex.schema import defaults_of, read_dataclass
+from apex.store.config import StoreConfig
+from apex.tracking.config import TrackingConfig
+from apex.train.config import TrainConfig
+
+SCHEMAS: dict[str, type] = {
+    "dataset": DatasetConfig,
+    "model": ModelConfig,
+    "training": TrainConfig,
+    "eval": EvalConfig,
+    "erm": ErmConfig,
+    "sampler": SamplerConfig,
+    "tracking": TrackingConfig,
+    "store": StoreConfig,
+}
+# Keys of the schemas that are locations: set from the `paths` group, never composed into a group.
+LOCATIONS = {"model": ("cache_dir",)}
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    """Every location a run reads or writes (conf/paths/default.yaml); relative paths are relative to the cwd."""
+
+    experiments: str
+    cache_dir: str  # reusable caches: base embeddings, ERM answers, converted models
+    data: str  # the DVC store: <data>/prepared, <data>/erm, <data>/negatives (+ content-addressed variants)
+    dvc_lock: str  # the dvc.lock a run logs as its provenance
+    runs: str
+    sweeps: str
+
+    def validate(self) -> None:
+        for f in dataclasses.fields(self):
+            if not getattr(self, f.name):
+                raise ConfigError(f"paths.{f.name}", "must be a non-empty path")
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    """Top-level keys of conf/config.yaml."""
+
+    seed: int = 0
+    run_name: str | None = None  # MLflow run name; None = "<cell label> seed=<seed>"
+    progress: bool = True
+    torch_threads: int | None = None  # None = torch's default (all cores)
+
+    def validate(self) -> None:
+        if self.torch_threads is not None and self.torch_threads < 1:
+            raise ConfigError("torch_threads", f"must be >= 1 or null, got {self.torch_threads}")
+
+
+@dataclass(frozen=True)
+class RunConfigs:
+    """Every section of a composed job config, typed and validated."""
+
+    job: JobConfig
+    paths: PathsConfig
+    dataset: DatasetConfig
+    model: ModelConfig
+    training: TrainConfig
+    eval: EvalConfig
+    erm: ErmConfig
+    sampler: SamplerConfig
+    tracking: TrackingConfig
+    store: StoreConfig
+
+
+_LLM_ONLY = (
+    "base_url", "mode", "structured_output", "concurrency", "max_retries", "timeout_s", "backoff_base_s",
+    "backoff_max_s", "max_reasks", "temperature", "seed", "max_tokens", "preflight_timeout_s", "price_prompt_per_1m",
+    "price_completion_per_1m", "batch_discount", "batch_poll_s", "batch_max_wait_s",
+)  # fmt: skip
+_SAMPLER_UNUSED = {
+    "model_aware": ("n_random",),
+    "hard_only": ("n_random", "hard", "soft", "fallback"),
+    "random": ("n_hard", "n_soft", "candidate_k", "hard", "soft", "fallback", "backend"),
+}
+
+
+def unused_keys(cfg: RunConfigs) -> set[str]:
+    """Keys the chosen components ignore (e.g. sampler.n_hard under sampler=random): kept out of the cell hash."""
+    erm_fields = [f.name for f in dataclasses.fields(ErmConfig)]
+    if cfg.erm.name == "none":
+        erm = [k for k in erm_fields if k != "name"]
+    elif cfg.erm.is_llm:
+        erm = ["spacy_batch_size", "spacy_noun_chunks"]
+    else:
+        erm = list(_LLM_ONLY)
+    sampler_fields = [f.name for f in dataclasses.fields(SamplerConfig)]
+    sampler = _SAMPLER_UNUSED.get(cfg.sampler.name, [k for k in sampler_fields if k != "name"])
+    return {f"erm.{k}" for k in erm} | {f"sampler.{k}" for k in sampler}
+
+
+def register() -> None:
+    """Store each schema's defaults as `<group>/base` (idempotent; called before Hydra composes)."""
+    store = ConfigStore.instance()
+    for group, schema in SCHEMAS.items():
+        node = defaults_of(schema)
+        for key in LOCATIONS.get(group, ()):
+            node.pop(key, None)
+        store.store(group=group, name="base", node=node)
+    store.store(name="job_base", node=defaults_of(JobConfig))
+
+
+def load_configs(cfg: DictConfig | dict[str, Any]) -> RunConfigs:
+    """Validate every section of a composed config (resolved first) into `RunConfigs`."""
+    resolved = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    missing = [name for name in ("paths", *SCHEMAS) if name not in resolved]
+    if missing:
+        raise ConfigError(missing[0], "section is missing from the composed config")
+    paths = read_dataclass(PathsConfig, "paths", resolved["paths"])
+    sections = {name: dict(resolved[name] or {}) for name in SCHEMAS}
+    for group, keys in LOCATIONS.items():
+        for key in keys:
+            if key in sections[group]:
+                raise ConfigError(f"{group}.{key}", "is a location: set it in the paths group")
+    typed = {name: schema.from_cfg(sections[name]) for name, schema in SCHEMAS.items()}
+    typed["model"] = dataclasses.replace(typed["model"], cache_dir=f"{paths.cache_dir}/models")
+    job_keys = {f.name: resolved[f.name] for f in dataclasses.fields(JobConfig) if f.name in resolved}
+    return RunConfigs(job=read_dataclass(JobConfig, "", job_keys), paths=paths, **typed)
+
+
+register()

@@ -1,0 +1,60 @@
+"""`Summary`: what a run prints, logs as summary.json and returns (rank@1 per training step, with its context)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Summary:
+    """Test and validation metrics per training step (0 = zero-shot), with the run's context."""
+
+    run_id: str
+    cell: str
+    seed: int
+    corpus_size: int
+    n_queries: int
+    steps: dict[int, float] = field(default_factory=dict)  # step → stop fraction (0.0 = zero-shot)
+    test: dict[int, dict[str, float]] = field(default_factory=dict)  # step → metrics
+    val: dict[int, dict[str, float]] = field(default_factory=dict)
+    wall_seconds: float = 0.0
+    train_examples_per_second: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def chosen_step(self) -> int | None:
+        """The stop point chosen on validation: the trained step with the best val rank@1 (earliest on ties).
+
+        Step 0 is the base model in every arm, so it is never chosen. None when no trained step was validated.
+        """
+        trained = [step for step in self.val if step > 0]
+        if not trained:
+            return None
+        return max(trained, key=lambda step: (self.val[step]["rank_at_1"], -step))
+
+    def objective(self) -> float | None:
+        """What a Hydra sweeper optimises: validation rank@1 at the chosen stop point (never a test metric)."""
+        step = self.chosen_step()
+        return None if step is None else self.val[step]["rank_at_1"]
+
+    def render(self) -> str:
+        lines = [
+            f"apex run {self.run_id}  cell {self.cell}  seed {self.seed}",
+            f"test split: {self.n_queries} queries against a corpus of {self.corpus_size} documents",
+            f"{'step':>6} {'stop':>6} {'rank@1':>8} {'R@10':>7} {'MRR@10':>7} {'val rank@1':>11}",
+        ]
+        for step, fraction in self.steps.items():
+            metrics = self.test[step]
+            val = self.val.get(step, {}).get("rank_at_1")
+            label = "zero-shot" if step == 0 else f"{fraction:.2f}"
+            lines.append(
+                f"{step:>6} {label:>9} {100 * metrics['rank_at_1']:7.2f}% {100 * metrics['recall_at_10']:6.2f}% "
+                f"{metrics['mrr_at_10']:7.4f} {'' if val is None else f'{100 * val:10.2f}%'}"
+            )
+        for key, value in self.extra.items():
+            lines.append(f"{key}: {value}")
+        chosen = self.chosen_step()
+        if chosen is not None:
+            lines.append(f"chosen stop point (best val rank@1): step {chosen}; objective {self.objective():.4f}")
+        lines.append(f"wall time {self.wall_seconds:.0f} s; training {self.train_examples_per_second:.1f} examples/s")
+        return "\n".join(lines)

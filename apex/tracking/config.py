@@ -1,0 +1,23 @@
+"""`TrackingConfig`: where MLflow runs go (the `tracking` group); importable without importing MLflow."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from apex.schema import read_dataclass
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    """MLflow tracking URI (sqlite file or server), artifact root for new experiments, experiment name."""
+
+    uri: str = "sqlite:///experiments/mlflow.db"
+    artifact_root: str = "experiments/mlartifacts"
+    experiment: str = "apex"
+    log_adapter: bool = True
+
+    @classmethod
+    def from_cfg(cls, section: Mapping[str, Any] | None, key: str = "tracking") -> TrackingConfig:
+        return read_dataclass(cls, key, section)
