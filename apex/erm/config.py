@@ -60,6 +60,7 @@ class ErmConfig:
     # Offline backend.
     spacy_batch_size: int = 64
     spacy_noun_chunks: bool = True
+    spacy_n_process: int = 0  # worker processes for spaCy maps; 0 = one per usable CPU (maps are the same)
 
     @classmethod
     def from_cfg(cls, section: Mapping[str, Any] | None, key: str = "erm") -> ErmConfig:
@@ -97,7 +98,7 @@ class ErmConfig:
             if getattr(self, field) <= 0:
                 raise bad(field, f"must be > 0, got {getattr(self, field)}")
         non_negative = ("max_retries", "max_reasks", "temperature", "price_prompt_per_1m", "price_completion_per_1m")
-        for field in (*non_negative, "min_chars", "batch_poll_s", "preflight_timeout_s"):
+        for field in (*non_negative, "min_chars", "batch_poll_s", "preflight_timeout_s", "spacy_n_process"):
             if getattr(self, field) < 0:
                 raise bad(field, f"must be >= 0, got {getattr(self, field)}")
         if not 0 < self.batch_discount <= 1:

@@ -61,11 +61,14 @@ def _run_spacy(items: list[Pending], cfg: ErmConfig, cache: ErmCache, scope: Sco
     nlp.max_length = max(nlp.max_length, cfg.max_input_chars + 1)  # texts are cut to max_input_chars already
     size = cfg.spacy_batch_size
     bar = tqdm(total=len(items), desc="erm map (spacy)", disable=not progress, unit="doc")
+    maps = extract_maps(
+        [p.text for p in items], nlp, batch_size=size, noun_chunks=cfg.spacy_noun_chunks, n_process=cfg.spacy_n_process
+    )
     for start in range(0, len(items), size):
         chunk = items[start : start + size]
-        maps = extract_maps([p.text for p in chunk], nlp, batch_size=size, noun_chunks=cfg.spacy_noun_chunks)
         # One transaction per batch: spaCy is fast enough that a commit per document would dominate.
-        cache.put(scope, [Outcome(p.key, p.text_sha256, True, m.to_json()) for p, m in zip(chunk, maps, strict=True)])
+        done = [Outcome(p.key, p.text_sha256, True, next(maps).to_json()) for p in chunk]
+        cache.put(scope, done)
         bar.update(len(chunk))
     bar.close()
     return Counters()

@@ -23,6 +23,9 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import multiprocessing
+import os
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -268,8 +271,46 @@ def extract_map(doc: Doc, noun_chunks: bool = True) -> EntityMap:
 
 
 def extract_maps(
-    texts: Iterable[str], nlp: Language, *, batch_size: int = 64, noun_chunks: bool = True
+    texts: Iterable[str], nlp: Language, *, batch_size: int = 64, noun_chunks: bool = True, n_process: int = 1
 ) -> Iterator[EntityMap]:
-    """Maps of many texts, parsed in batches with `nlp.pipe` (one process: callers control the cores)."""
-    for doc in nlp.pipe(texts, batch_size=batch_size):
-        yield extract_map(doc, noun_chunks)
+    """Maps of many texts, in input order, parsed in `nlp.pipe` batches of `batch_size`.
+
+    With `n_process` > 1 the batches go to that many worker processes, each of which parses *and* applies the
+    rules, sending back only the small maps: spaCy's own `n_process` ships every parsed Doc back to the parent and
+    leaves the rules to one core. Batch contents are the same in both paths, and maps do not depend on the batch
+    anyway (a test compares them byte for byte). Workers fork from the parent where the OS allows it (the
+    loaded pipeline is shared, nothing is re-loaded); elsewhere they start fresh and receive it pickled.
+    0 = one worker per usable CPU.
+    """
+    texts = list(texts)
+    workers = min(n_process if n_process > 0 else usable_cpus(), -(-len(texts) // batch_size))
+    if workers <= 1:
+        for doc in nlp.pipe(texts, batch_size=batch_size):
+            yield extract_map(doc, noun_chunks)
+        return
+    batches = [texts[start : start + batch_size] for start in range(0, len(texts), batch_size)]
+    method = "fork" if sys.platform == "linux" else "spawn"  # fork elsewhere (macOS) is unsafe with system libs
+    context = multiprocessing.get_context(method)
+    with context.Pool(workers, initializer=_start_worker, initargs=(nlp, batch_size, noun_chunks)) as pool:
+        for maps in pool.imap(_worker_maps, batches):
+            yield from maps
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one, e.g. under taskset or a container)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+_WORKER: dict[str, object] = {}  # the pipeline and settings of a worker process
+
+
+def _start_worker(nlp: Language, batch_size: int, noun_chunks: bool) -> None:
+    _WORKER.update(nlp=nlp, batch_size=batch_size, noun_chunks=noun_chunks)
+
+
+def _worker_maps(texts: list[str]) -> list[EntityMap]:
+    nlp, noun_chunks = _WORKER["nlp"], bool(_WORKER["noun_chunks"])
+    return [extract_map(doc, noun_chunks) for doc in nlp.pipe(texts, batch_size=int(_WORKER["batch_size"]))]

@@ -51,44 +51,74 @@ class Encoder:
             "quantization": self.cfg.quantization,
         }
 
-    def tokenize(self, texts: Sequence[str], kind: Kind) -> BatchEncoding:
+    def token_ids(self, texts: Sequence[str], kind: Kind) -> list[list[int]]:
+        """Token ids per text, prefixed and truncated (EOS-terminated for decoders), unpadded.
+
+        Training tokenises each text once per run through this and pads per batch (`pad`): the same ids
+        `tokenize` gives, without re-tokenising a text every time a batch draws it.
+        """
         prefix = self.cfg.query_prefix if kind == "query" else self.cfg.doc_prefix
         max_length = self.cfg.query_max_length if kind == "query" else self.cfg.doc_max_length
         texts = [prefix + t for t in texts]
         if not self.cfg.append_eos:
-            batch = self.tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-        else:
-            # Decoders read the whole text into the last position: end every text with EOS so that position is
-            # the same kind of token for all texts, also for truncated ones.
-            rows = self.tokenizer(texts, truncation=True, max_length=max_length - 1)["input_ids"]
-            rows = [[*row, self.tokenizer.eos_token_id] for row in rows]
-            batch = self._pad(rows)
-        return batch.to(self.device)
+            return self.tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+        # Decoders read the whole text into the last position: end every text with EOS so that position is
+        # the same kind of token for all texts, also for truncated ones.
+        rows = self.tokenizer(texts, truncation=True, max_length=max_length - 1)["input_ids"]
+        return [[*row, self.tokenizer.eos_token_id] for row in rows]
 
-    def _pad(self, rows: list[list[int]]) -> BatchEncoding:
-        """Pad token id lists to one (batch, longest) tensor on the tokenizer's padding side."""
+    def tokenize(self, texts: Sequence[str], kind: Kind) -> BatchEncoding:
+        """(batch, longest) input ids and attention mask on the encoder's device."""
+        return self.pad(self.token_ids(texts, kind))
+
+    def pad(self, rows: Sequence[Sequence[int]]) -> BatchEncoding:
+        """Pad token id lists to one (batch, longest) tensor on the tokenizer's padding side (dynamic padding)."""
         longest = max(len(r) for r in rows)
         input_ids = torch.full((len(rows), longest), self.tokenizer.pad_token_id, dtype=torch.long)
         attention_mask = torch.zeros((len(rows), longest), dtype=torch.long)
+        left = self.tokenizer.padding_side == "left"
         for i, row in enumerate(rows):
-            span = slice(longest - len(row), longest) if self.tokenizer.padding_side == "left" else slice(0, len(row))
-            input_ids[i, span] = torch.tensor(row)
+            span = slice(longest - len(row), longest) if left else slice(0, len(row))
+            input_ids[i, span] = torch.tensor(row, dtype=torch.long)
             attention_mask[i, span] = 1
-        return BatchEncoding({"input_ids": input_ids, "attention_mask": attention_mask})
+        return BatchEncoding({"input_ids": input_ids, "attention_mask": attention_mask}).to(self.device)
 
-    def embed(self, texts: Sequence[str], kind: Kind) -> torch.Tensor:
-        """(len(texts), dim) float32, unit norm, differentiable."""
-        batch = self.tokenize(texts, kind)
+    def forward_tokens(self, batch: BatchEncoding) -> torch.Tensor:
+        """(batch, dim) float32, unit norm, differentiable, from a padded batch (`tokenize` / `pad`)."""
         with autocast(self.use_bf16, self.device):
             hidden = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
         pooled = self.pool(hidden.float(), batch["attention_mask"])  # (batch, dim)
         return F.normalize(pooled, dim=-1)
 
+    def embed(self, texts: Sequence[str], kind: Kind) -> torch.Tensor:
+        """(len(texts), dim) float32, unit norm, differentiable."""
+        return self.forward_tokens(self.tokenize(texts, kind))
+
+    def embed_rows(self, rows: Sequence[Sequence[int]], micro_batch: int | None = None) -> torch.Tensor:
+        """(len(rows), dim) like `embed`, from token id rows, in length-sorted micro-batches of ``micro_batch`` rows.
+
+        Padding a whole batch to its longest text wastes the difference on every shorter one: 32 SQuAD paragraphs
+        padded to 256 tokens are ~40% padding. Sorted by length and cut into micro-batches, each padded only to its
+        own longest, the same texts cost close to their real token count. The maths is unchanged: every row is
+        embedded on its own (attention never crosses rows), and the rows come back in input order, gradients too.
+        None = one batch, the plain padded path.
+        """
+        size = micro_batch or len(rows)
+        order = sorted(range(len(rows)), key=lambda i: -len(rows[i]))  # longest first
+        parts = [
+            self.forward_tokens(self.pad([rows[i] for i in order[start : start + size]]))
+            for start in range(0, len(order), size)
+        ]
+        inverse = torch.empty(len(order), dtype=torch.long)
+        inverse[torch.tensor(order, dtype=torch.long)] = torch.arange(len(order))
+        return torch.cat(parts)[inverse.to(self.device)]  # (len(rows), dim), back in input order
+
     @torch.no_grad()
     def encode(
         self, texts: Sequence[str], kind: Kind, show_progress: bool = False, batch_size: int | None = None
     ) -> np.ndarray:
-        """(len(texts), dim) float32 numpy, unit norm; texts are batched longest first to waste little padding."""
+        """(len(texts), dim) float32 numpy, unit norm; texts are batched longest first to waste little padding
+        (sorted by characters: tokenising a whole corpus up front would hold every id list in memory at once)."""
         batch_size = batch_size or self.cfg.batch_size
         order = np.argsort([-len(t) for t in texts], kind="stable")
         was_training = self.model.training

@@ -46,6 +46,9 @@ class TrainConfig:
     stop_points: tuple[float, ...] = (0.25, 0.5, 1.0)
     lora: LoraSettings = LoraSettings()
     log_every: int = 10
+    micro_batch: int | None = 8  # rows per padded forward (length-sorted within the batch); None = whole batch
+    length_buckets: bool = False  # batches of similar-length documents (changes the in-batch negatives)
+    bucket_window: int = 16  # batches per sorted window when length_buckets is on
 
     @classmethod
     def from_cfg(cls, section: Mapping[str, Any] | None, key: str = "training") -> TrainConfig:
@@ -64,6 +67,10 @@ class TrainConfig:
             raise ConfigError("training.warmup_ratio", f"must be in [0, 1), got {self.warmup_ratio}")
         if self.temperature <= 0:
             raise ConfigError("training.temperature", f"must be > 0, got {self.temperature}")
+        if self.micro_batch is not None and self.micro_batch < 1:
+            raise ConfigError("training.micro_batch", f"must be >= 1 or null, got {self.micro_batch}")
+        if self.bucket_window < 1:
+            raise ConfigError("training.bucket_window", f"must be >= 1, got {self.bucket_window}")
         points = self.stop_points
         if not points or any(not 0.0 < p <= 1.0 for p in points) or list(points) != sorted(set(points)):
             raise ConfigError("training.stop_points", f"must be increasing fractions in (0, 1], got {list(points)}")

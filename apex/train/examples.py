@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -78,13 +78,3 @@ def collate(examples: Sequence[Example], relevant: dict[str, frozenset[str]]) ->
         dtype=torch.bool,
     )
     return Batch(queries=[e.query for e in examples], documents=documents, relevant_mask=mask)
-
-
-def batches_forever(
-    examples: Sequence[Example], batch_size: int, generator: torch.Generator
-) -> Iterator[list[Example]]:
-    """Reshuffle every epoch with the run's own generator; the last batch of an epoch may be smaller."""
-    while True:
-        order = torch.randperm(len(examples), generator=generator).tolist()
-        for start in range(0, len(order), batch_size):
-            yield [examples[i] for i in order[start : start + batch_size]]

@@ -12,13 +12,19 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from apex.model.encoder import Encoder
+from apex.train.batching import BucketSampler, ShuffleSampler
 from apex.train.config import TrainConfig
-from apex.train.examples import Example, batches_forever, collate
+from apex.train.eta import Eta, format_seconds
+from apex.train.examples import Example, collate
 from apex.train.loss import InfoNCELoss
+from apex.train.tokens import TokenCache
 
 log = logging.getLogger("apex.train")
 
 StopPointHook = Callable[[int, float], None]
+# tqdm's own ETA knows nothing of the evaluations at stop points: show ours (steps and evaluations) instead.
+BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}, {postfix}]"
+ETA_AFTER_STEPS = 3  # log the estimate of the remaining time once this many steps have been timed
 
 
 @dataclass
@@ -34,6 +40,17 @@ class TrainResult:
         return self.examples_seen / self.train_seconds if self.train_seconds else 0.0
 
 
+def make_sampler(
+    examples: Sequence[Example], tokens: TokenCache, cfg: TrainConfig, seed: int
+) -> ShuffleSampler | BucketSampler:
+    """Shuffled batches, or (``length_buckets``) batches of similar positive-document length, one per paragraph."""
+    if not cfg.length_buckets:
+        return ShuffleSampler(len(examples), cfg.batch_size, seed)
+    lengths = tokens.lengths([e.positive for e in examples], "document")
+    groups = [e.doc_id for e in examples]
+    return BucketSampler(lengths, cfg.batch_size, seed, window=cfg.bucket_window, groups=groups)
+
+
 def train(
     encoder: Encoder,
     examples: Sequence[Example],
@@ -44,8 +61,13 @@ def train(
     on_stop_point: StopPointHook,
     on_loss: Callable[[int, float], None] | None = None,
     progress: bool = True,
+    eval_seconds: float = 0.0,
 ) -> TrainResult:
-    """Optimise InfoNCE on ``examples``; call ``on_stop_point(step, fraction)`` at each stop point."""
+    """Optimise InfoNCE on ``examples``; call ``on_stop_point(step, fraction)`` at each stop point.
+
+    ``eval_seconds`` (what one stop point's evaluation takes, e.g. the step-0 one) lets the remaining-time
+    estimate count the evaluations still due, not only the steps.
+    """
     if not examples:
         raise ValueError("no training examples")
     total = cfg.total_steps(len(examples))
@@ -56,17 +78,18 @@ def train(
     optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = get_linear_schedule_with_warmup(optimizer, round(cfg.warmup_ratio * total), total)
     loss_fn = InfoNCELoss(cfg.temperature)
-    generator = torch.Generator().manual_seed(seed)  # data order: the run's own RNG, never the global one
-    batches = batches_forever(examples, cfg.batch_size, generator)
+    tokens = TokenCache(encoder)  # each text tokenised once per run; a step only pads
+    batches = iter(make_sampler(examples, tokens, cfg, seed))  # data order: the run's own seeded generator
     result = TrainResult(total_steps=total, stop_steps=stops)
+    eta = Eta(total, frozenset(stops), eval_seconds)
 
     encoder.model.train()
-    bar = tqdm(range(1, total + 1), desc="train", disable=not progress)
+    bar = tqdm(range(1, total + 1), desc="train", disable=not progress, bar_format=BAR_FORMAT)
     for step in bar:
         started = time.perf_counter()
-        batch = collate(next(batches), relevant)
-        q = encoder.embed(batch.queries, "query")  # (B, dim)
-        d = encoder.embed(batch.documents, "document")  # (B + mined, dim)
+        batch = collate([examples[i] for i in next(batches)], relevant)
+        q = encoder.embed_rows(tokens.rows(batch.queries, "query"), cfg.micro_batch)  # (B, dim)
+        d = encoder.embed_rows(tokens.rows(batch.documents, "document"), cfg.micro_batch)  # (B + mined, dim)
         loss = loss_fn(q, d, batch.relevant_mask.to(q.device))
         loss.backward()
         if cfg.grad_clip > 0:
@@ -74,15 +97,21 @@ def train(
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        result.train_seconds += time.perf_counter() - started
+        seconds = time.perf_counter() - started
+        eta.add_step(seconds)
+        result.train_seconds += seconds
         result.examples_seen += len(batch.queries)
         result.losses.append(float(loss.detach()))
-        bar.set_postfix(loss=f"{result.losses[-1]:.4f}")
         if on_loss is not None and (step % cfg.log_every == 0 or step == total):
             on_loss(step, sum(result.losses[-cfg.log_every :]) / len(result.losses[-cfg.log_every :]))
         if step in stops:
             bar.clear()
+            paused = time.perf_counter()
             on_stop_point(step, stops[step])
+            eta.add_stop(time.perf_counter() - paused)
             encoder.model.train()
+        if step == min(ETA_AFTER_STEPS, total) and step < total:
+            log.info("training %d steps: %s", total, eta.describe(step))
+        bar.set_postfix_str(f"loss {result.losses[-1]:.4f}, {format_seconds(eta.remaining(step))} left", refresh=False)
     bar.close()
     return result
