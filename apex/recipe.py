@@ -328,6 +328,7 @@ def evaluate_and_train(
         gradient_checkpointing=model_cfg.gradient_checkpointing,
     )
     stop_points = StopPoints(job, data, views, encoder, tracker, summary)
+    zero_shot_started = time.perf_counter()
     stop_points.evaluate(0, 0.0)
     result = train(
         encoder,
@@ -338,6 +339,7 @@ def evaluate_and_train(
         on_stop_point=stop_points.evaluate_and_save,
         on_loss=lambda step, loss: tracker.log_metrics({"train_loss": loss}, step=step),
         progress=job.progress,
+        eval_seconds=time.perf_counter() - zero_shot_started,  # the remaining-time estimate counts evaluations
     )
     if job.cfg.tracking.log_adapter:
         tracker.log_artifact(stop_points.adapter_dir(max(result.stop_steps)), "adapter")  # the last stop point's

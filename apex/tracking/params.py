@@ -11,7 +11,7 @@ MAX_PARAM_LENGTH = 6000  # MLflow's cap on a param value
 # Keys that do not change what a run computes: excluded from the cell (runs differing only here are replicates).
 NON_CELL_PREFIXES = (
     "seed", "tracking.", "hydra.", "run_name", "output_dir", "cache_dir", "progress", "torch_threads",
-    "paths.", "store.",
+    "paths.", "store.", "erm.spacy_n_process",
 )  # fmt: skip
 
 
