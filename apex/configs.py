@@ -21,6 +21,7 @@ from apex.erm.config import ErmConfig
 from apex.errors import ConfigError
 from apex.eval.config import EvalConfig
 from apex.model.config import ModelConfig
+from apex.report.config import SweepReportConfig
 from apex.sampling.config import SamplerConfig
 from apex.schema import defaults_of, read_dataclass
 from apex.store.config import StoreConfig
@@ -36,6 +37,7 @@ SCHEMAS: dict[str, type] = {
     "sampler": SamplerConfig,
     "tracking": TrackingConfig,
     "store": StoreConfig,
+    "report": SweepReportConfig,
 }
 # Keys of the schemas that are locations: set from the `paths` group, never composed into a group.
 LOCATIONS = {"model": ("cache_dir",)}
@@ -86,6 +88,7 @@ class RunConfigs:
     sampler: SamplerConfig
     tracking: TrackingConfig
     store: StoreConfig
+    report: SweepReportConfig
 
 
 _LLM_ONLY = (

@@ -97,6 +97,8 @@ def test_paths_hold_every_location() -> None:
         ("sampler.soft.high", 500, "sampler.soft"),
         ("tracking.log_adapter", "maybe", "tracking.log_adapter"),
         ("store.on_mismatch", "ignore", "store.on_mismatch"),
+        ("report.stop", 0.0, "report.stop"),
+        ("report.stop", "best", "report.stop"),
         ("torch_threads", 0, "torch_threads"),
         ("model.cache_dir", "/elsewhere", "model.cache_dir"),
     ],

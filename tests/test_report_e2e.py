@@ -21,6 +21,8 @@ from scipy import stats
 from apex.report import ReportConfig, build_report
 from apex.report.__main__ import main
 from apex.report.collect import PerQueryLoader, per_query_values
+from apex.report.compare import VERDICTS
+from apex.report.crossed import crossed_mean
 from apex.report.figures import heatmap
 from apex.report.select import SelectionError
 
@@ -179,10 +181,22 @@ def test_results_csv_matches_the_logged_data(report) -> None:
     n10, n01 = int(np.sum(a & ~b)), int(np.sum(~a & b))
     assert (row["n10"], row["n01"]) == (n10, n01)
     exact = stats.binomtest(n10, n10 + n01).pvalue
-    # Monte Carlo p-value of 10,000 sign flips: within four standard errors of the exact McNemar value.
-    assert row["p_perm"] == pytest.approx(exact, abs=8 * np.sqrt(exact * (1 - exact) / 10_000) + 1e-3)
-    assert row["p_perm_holm"] >= row["p_perm"]
+    # The secondary pooled test: 10,000 sign flips, within a few Monte Carlo errors of the exact McNemar value.
+    assert row["p_pooled"] == pytest.approx(exact, abs=8 * np.sqrt(exact * (1 - exact) / 10_000) + 1e-3)
+    # The primary test, recomputed from the raw ranks: seeds × queries matrix of differences.
+    d = np.stack(
+        [(sweep.ranks[("spacy", s, 100)] == 1).astype(float) - (sweep.ranks[("none", s, 100)] == 1) for s in (0, 1)]
+    )
+    reference = crossed_mean(d)
+    assert row["p_crossed"] == pytest.approx(reference.pvalue(), rel=1e-5)  # csv keeps 6 digits
+    assert (row["diff_ci_low"], row["diff_ci_high"]) == pytest.approx(reference.interval(0.95), rel=1e-5)
+    assert row["comparison"] == "primary" and row["family_size"] == 1
+    assert row["p_crossed_holm"] == pytest.approx(row["p_crossed"])  # a family of one
     assert row["is_best_stop"]
+    # Step 0 (one base model in both arms) is listed, never tested; stop 0.5 is exploratory, unadjusted.
+    others = results[(results["cell"] == "bbbbbbbbbbb2") & (results["stop_fraction"] != 1.0)].set_index("stop_fraction")
+    assert others.loc[0.0, "comparison"] == "zero-shot" and np.isnan(others.loc[0.0, "p_crossed"])
+    assert others.loc[0.5, "comparison"] == "exploratory" and np.isnan(others.loc[0.5, "p_crossed_holm"])
     # The lr=2e-4 cell has no baseline at its lr, and its best stop point follows validation rank@1.
     other = results[results["cell"] == "ccccccccccc3"]
     assert other["baseline"].isna().all()
@@ -212,9 +226,10 @@ def test_report_md_reads_headline_first(report) -> None:
     text = (result.out_dir / "report.md").read_text()
     headline = text.index("## Headline")
     assert headline < text.index("## Metrics by configuration")
-    first = text[headline : text.index("## Best stop point")]
+    first = text[headline : text.index("## Stop points")]
     assert "erm=spacy training.lr=0.0001" in first and "erm=none training.lr=0.0001" in first
-    assert "Holm" in first and "BH" in first and "minimum detectable effect" in first
+    assert "Holm" in first and "BH" in first and "crossed random factors" in first
+    assert "minimum detectable effect" in first and "n/a" not in first
     assert "1,200 documents" in first and "300 queries" in first
     assert "figures/heatmap_lr_lora_r.png" in text
     latex = (result.out_dir / "table.tex").read_text()
@@ -249,14 +264,12 @@ def test_cli_with_a_filter_writes_a_report_without_a_parent(report) -> None:
             "--out-root",
             str(out_root),
             "--no-figures",
-            "--n-boot",
-            "500",
         ]
     )
     assert code == 0
     results = pd.read_csv(out_root / "filtered" / "results.csv")
     assert set(results["cell"]) == {"aaaaaaaaaaa1", "bbbbbbbbbbb2"}
-    assert set(results["verdict"].dropna()) <= {"robust", "consistent", "unstable", "none"}
+    assert set(results["verdict"].dropna()) <= set(VERDICTS)
     assert main(["--tracking-uri", sweep.uri, "--baseline", "erm.name"]) == 2
     assert main(["--tracking-uri", sweep.uri, "--experiment", "no-such-experiment", "--no-log"]) == 1
 
@@ -278,3 +291,19 @@ def test_heatmap_is_skipped_with_a_note_when_nothing_varies(report, tmp_path: Pa
     assert heatmap(data, tmp_path / "grid.png") is None
     assert not (tmp_path / "grid.png").exists()
     assert any("heatmap skipped" in note for note in data.notes)
+
+
+def test_plan_command_reads_the_pilot_sweep(report, capsys) -> None:
+    sweep, result, _ = report
+    code = main(["plan", "--tracking-uri", sweep.uri, "--effect", "5,10", "--seeds", "2,5", "--queries", "300,3000"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "erm=spacy training.lr=0.0001 vs erm=none training.lr=0.0001 at stop 1" in out
+    # The plan's "this sweep detects" is the report's own MDE of that comparison (same test, same level).
+    primary = result.data.comparisons.query("role == 'primary'").iloc[0]
+    assert f"this sweep (2 × 300) detects {100 * primary['mde']:.1f} points" in out
+    lines = [line.split() for line in out.splitlines() if line.strip().startswith(("2 ", "5 "))]
+    assert [(int(x[0]), int(x[1])) for x in lines] == [(2, 300), (2, 3000), (5, 300), (5, 3000)]
+    mde = {(int(x[0]), int(x[1])): float(x[2]) for x in lines}
+    assert mde[(5, 3000)] < mde[(5, 300)] < mde[(2, 300)]  # more seeds and more queries detect less
+    assert main(["plan", "--tracking-uri", sweep.uri, "--experiment", "nope"]) == 1

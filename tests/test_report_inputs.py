@@ -34,14 +34,19 @@ def test_config_defaults_env_and_validation(monkeypatch: pytest.MonkeyPatch) -> 
     config = ReportConfig.from_cfg({"tracking_uri": None, "baseline": None})
     assert config.tracking_uri == DEFAULT_TRACKING_URI
     assert str(config.baseline) == "erm.name=none,sampler.name=in_batch"
-    assert config.n_boot == 2000 and config.alpha == 0.05
+    assert config.n_permutations == 10000 and config.alpha == 0.05 and config.stop is None
+    assert ReportConfig.from_cfg({"stop": 0.5}).stop == 0.5
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
     assert ReportConfig.from_cfg({}).tracking_uri == "http://127.0.0.1:5000"
     assert ReportConfig.from_cfg({"tracking_uri": "sqlite:///x.db"}).tracking_uri == "sqlite:///x.db"
     assert ReportConfig.from_cfg({"ignore_params": "seed, a.*"}).ignore_params == ("seed", "a.*")
     bad_options = [
-        {"n_boot": 10},
-        {"n_boot": 2.5},
+        {"n_permutations": 10},
+        {"n_permutations": 2.5},
+        {"n_boot": 2000},  # gone with the hierarchical bootstrap: an unknown option now
+        {"stop": 0.0},  # step 0 is the base model: never a stop point to judge at
+        {"stop": 1.5},
+        {"stop": True},
         {"alpha": 1.5},
         {"confidence": 0},
         {"seed": -1},
@@ -183,36 +188,73 @@ def test_latex_escape() -> None:
 # --- verdicts ---------------------------------------------------------------------------------------------------------
 
 
-def _row(**values: float) -> dict[str, float]:
-    row = {
-        "p_perm_holm": 0.001,
-        "p_ttest_holm": 0.01,
-        "ci_low": 0.01,
-        "ci_high": 0.05,
-        "p_heterogeneity": 0.5,
+def _row(**values: object) -> dict[str, object]:
+    """A primary comparison row of a family of 4 (numbers chosen so that words and numbers can be checked)."""
+    row: dict[str, object] = {
+        "p_crossed": 0.001,
+        "p_crossed_holm": 0.004,
+        "ci_adj_low": 0.01,
+        "ci_adj_high": 0.05,
         "diff": 0.03,
-        "mde_pairs": 0.015,
-        "mde_seeds": 0.02,
+        "mde": 0.025,
+        "mde_level": 0.0125,
+        "family_size": 4,
         "n_seeds": 3,
+        "n_queries": 300,
+        "seed_covered": True,
     }
     row.update(values)
     return row
 
 
 @pytest.mark.parametrize(
-    ("values", "expected", "words"),
+    ("values", "expected", "words", "absent"),
     [
-        ({}, "robust", "robustly"),
-        ({"p_ttest_holm": 0.3}, "consistent", "cannot confirm"),
-        ({"ci_low": -0.01}, "unstable", "not yet shown"),
-        ({"p_heterogeneity": 0.01}, "unstable", "add seeds"),
-        ({"p_perm_holm": 0.2, "diff": 0.01}, "none", "below the minimum detectable effect"),
-        ({"p_perm_holm": 0.2, "diff": 0.02}, "none", "would have been detected 80%"),
-        ({"p_perm_holm": float("nan")}, "untested", "no paired test"),
+        ({}, "significant", "It is **better** than its baseline: significant after Holm correction over the 4", "MDE"),
+        ({"diff": -0.03, "ci_adj_low": -0.05, "ci_adj_high": -0.01}, "significant", "**worse**", "touches 0"),
+        (
+            {"p_crossed_holm": 0.04, "ci_adj_low": -0.001},
+            "significant",
+            "more conservative than Holm's step-down test, still touches 0",
+            "Inconclusive",
+        ),
+        (
+            {"p_crossed": 0.033, "p_crossed_holm": 0.13, "ci_adj_low": -0.002},
+            "inconclusive after correction",
+            "**Inconclusive after correction**: p = 0.033 is below α = 0.05 on its own, but not after Holm",
+            "No significant",
+        ),
+        (
+            {"p_crossed": 0.4, "p_crossed_holm": 1.0, "diff": 0.01},
+            "no significant difference",
+            "detects a true difference of 2.5 points with 80% power at the corrected level α/4 = 0.0125",
+            "n/a",
+        ),
+        (
+            {"p_crossed": 0.4, "p_crossed_holm": 1.0, "diff": 0.01},
+            "no significant difference",
+            "the observed difference is smaller, so this sweep cannot tell it from noise",
+            "significant after",
+        ),
+        (
+            {"p_crossed": 0.4, "p_crossed_holm": 1.0, "diff": 0.03},
+            "no significant difference",
+            "this test).",
+            "smaller",
+        ),
+        (
+            {"p_crossed": 0.4, "p_crossed_holm": 1.0, "mde": float("nan"), "n_seeds": 1, "seed_covered": False},
+            "no significant difference",
+            "Only one seed: the test covers query sampling, not training randomness",
+            "n/a points",
+        ),
+        ({"p_crossed": float("nan"), "p_crossed_holm": float("nan")}, "untested", "no paired test", "Holm"),
     ],
 )
-def test_classify_and_verdict_words(values: dict[str, float], expected: str, words: str) -> None:
+def test_verdict_and_headline_words_match_the_numbers(values, expected: str, words: str, absent: str) -> None:
     row = _row(**values)
-    assert classify(row, 0.05) == expected
+    assert classify(float(row["p_crossed"]), float(row["p_crossed_holm"]), 0.05) == expected
     row["verdict"] = expected
-    assert words in verdict(row, 0.05, 0.8)
+    text = verdict(row, 0.05, 0.8)
+    assert words in text
+    assert absent not in text

@@ -7,17 +7,14 @@ import pytest
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from apex.report.bootstrap import analytic_bootstrap_variance, hierarchical_bootstrap, percentile_interval
 from apex.report.multitest import benjamini_hochberg, holm
 from apex.report.paired import (
     cohens_h,
     discordant_counts,
     discordant_odds_ratio,
     mcnemar_exact,
-    paired_t_test,
     sign_flip_test,
 )
-from apex.report.power import mde_paired_proportions, mde_paired_t, power_paired_proportions, power_paired_t
 
 # --- McNemar -------------------------------------------------------------------------------------------------
 
@@ -37,20 +34,6 @@ def test_mcnemar_vectorised_and_counts() -> None:
     assert p[1] == pytest.approx(stats.binomtest(10, 12, 0.5).pvalue)
     with pytest.raises(ValueError):
         mcnemar_exact(-1, 2)
-
-
-# --- t-test --------------------------------------------------------------------------------------------------
-
-
-def test_paired_t_matches_scipy() -> None:
-    a = np.array([0.71, 0.69, 0.74])
-    b = np.array([0.66, 0.67, 0.70])
-    result = paired_t_test(a, b)
-    reference = stats.ttest_rel(a, b)
-    assert result.statistic == pytest.approx(reference.statistic)
-    assert result.pvalue == pytest.approx(reference.pvalue)
-    assert result.sd_difference == pytest.approx(np.std(a - b, ddof=1))
-    assert np.isnan(paired_t_test(a[:1], b[:1]).pvalue)
 
 
 # --- multiple comparisons --------------------------------------------------------------------------------------
@@ -125,71 +108,3 @@ def test_effect_sizes() -> None:
     assert discordant_odds_ratio(30, 10) == 3.0
     assert discordant_odds_ratio(4, 0) == pytest.approx(9.0)
     assert np.isnan(discordant_odds_ratio(0, 0))
-
-
-# --- bootstrap -------------------------------------------------------------------------------------------------
-
-
-def test_bootstrap_one_seed_bernoulli_matches_normal_approximation() -> None:
-    rng = np.random.default_rng(0)
-    x = (rng.uniform(size=2000) < 0.7).astype(float)
-    p = x.mean()
-    interval = percentile_interval([x], 20_000, 0.95, np.random.default_rng(1))
-    half = 1.959964 * np.sqrt(p * (1 - p) / x.size)
-    assert interval.estimate == pytest.approx(p)
-    assert interval.low == pytest.approx(p - half, abs=0.003)
-    assert interval.high == pytest.approx(p + half, abs=0.003)
-
-
-def test_bootstrap_one_seed_equals_plain_index_bootstrap() -> None:
-    # MRR-like values: a handful of distinct levels.
-    rng = np.random.default_rng(5)
-    x = 1.0 / rng.integers(1, 12, size=300)
-    ours = hierarchical_bootstrap([x], 20_000, np.random.default_rng(6))
-    plain = x[np.random.default_rng(7).integers(0, x.size, size=(20_000, x.size))].mean(axis=1)
-    np.testing.assert_allclose(
-        np.quantile(ours, [0.025, 0.5, 0.975]), np.quantile(plain, [0.025, 0.5, 0.975]), atol=3e-3
-    )
-    assert ours.var() == pytest.approx(analytic_bootstrap_variance([x]), rel=0.05)
-
-
-def test_hierarchical_bootstrap_variance_is_analytic() -> None:
-    rng = np.random.default_rng(2)
-    groups = [(rng.uniform(size=n) < p).astype(float) for n, p in [(500, 0.60), (450, 0.68), (500, 0.64)]]
-    replicates = hierarchical_bootstrap(groups, 40_000, np.random.default_rng(3))
-    assert replicates.mean() == pytest.approx(np.mean([g.mean() for g in groups]), abs=1e-3)
-    assert replicates.var() == pytest.approx(analytic_bootstrap_variance(groups), rel=0.04)
-    # The seed stage matters: dropping it (queries only) gives a clearly narrower spread.
-    within_only = np.mean([g.var() / g.size for g in groups]) / len(groups)
-    assert replicates.var() > 1.5 * within_only
-
-
-def test_bootstrap_rejects_bad_groups() -> None:
-    with pytest.raises(ValueError):
-        hierarchical_bootstrap([], 100, np.random.default_rng(0))
-    with pytest.raises(ValueError):
-        hierarchical_bootstrap([np.array([1.0, np.nan])], 100, np.random.default_rng(0))
-
-
-# --- power ------------------------------------------------------------------------------------------------------
-
-
-def test_mde_paired_proportions_solves_power_equation() -> None:
-    mde = mde_paired_proportions(3000, 0.2, alpha=0.05, power=0.8)
-    assert power_paired_proportions(3000, 0.2, mde) == pytest.approx(0.8, abs=1e-6)
-    # Small-effect approximation (z_a + z_b) * sqrt(psi / N).
-    approx = (stats.norm.ppf(0.975) + stats.norm.ppf(0.8)) * np.sqrt(0.2 / 3000)
-    assert mde == pytest.approx(approx, rel=0.02)
-    assert np.isnan(mde_paired_proportions(100, 0.0))
-
-
-def test_mde_paired_t_solves_power_equation_and_shrinks_with_seeds() -> None:
-    three = mde_paired_t(3, 0.01)
-    assert power_paired_t(3, 0.01, three) == pytest.approx(0.8, abs=1e-6)
-    assert mde_paired_t(10, 0.01) < three
-    assert np.isnan(mde_paired_t(1, 0.01))
-    # Cross-check the noncentral-t power against a simulated t-test.
-    rng = np.random.default_rng(4)
-    diffs = rng.normal(three, 0.01, size=(20_000, 3))
-    simulated = np.mean(stats.ttest_1samp(diffs, 0.0, axis=1).pvalue < 0.05)
-    assert simulated == pytest.approx(0.8, abs=0.015)

@@ -4,6 +4,7 @@ Examples:
     python -m apex.report                                  # latest sweep in experiment 'apex'
     python -m apex.report --sweep my-sweep-name --baseline "erm.name=none,sampler.name=in_batch"
     python -m apex.report --filter 'params.`training.lr` = "0.0001"' --name lr-1e-4
+    python -m apex.report plan --effect 1,2 --seeds 3,5,10     # seeds and queries needed, from this pilot sweep
 """
 
 from __future__ import annotations
@@ -36,12 +37,17 @@ def parse_args(argv: Sequence[str] | None = None) -> ReportConfig:
         help=f"comma-separated globs never used to match baselines (default: {','.join(DEFAULT_IGNORE_PARAMS)})",
     )
     parser.add_argument("--out-root", help="folder for reports (default: reports)")
-    parser.add_argument("--n-boot", type=int, help="bootstrap resamples (default: 2000)")
-    parser.add_argument("--n-permutations", type=int, help="sign-flip resamples (default: 10000)")
+    parser.add_argument(
+        "--stop",
+        type=float,
+        help="judge every comparison at this stop fraction, fixed in advance (report.stop); default: the trained stop "
+        "point with the best validation rank@1 of both arms combined",
+    )
+    parser.add_argument("--n-permutations", type=int, help="sign-flip resamples of the secondary pooled test (10000)")
     parser.add_argument("--confidence", type=float, help="interval level (default: 0.95)")
     parser.add_argument("--alpha", type=float, help="test level for verdicts and MDE (default: 0.05)")
     parser.add_argument("--power", type=float, help="power for the minimum detectable effect (default: 0.8)")
-    parser.add_argument("--seed", type=int, help="random seed of the bootstrap and permutations (default: 0)")
+    parser.add_argument("--seed", type=int, help="random seed of the permutations and A/A splits (default: 0)")
     parser.add_argument(
         "--no-log",
         dest="log_to_mlflow",
@@ -55,6 +61,12 @@ def parse_args(argv: Sequence[str] | None = None) -> ReportConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["plan"]:
+        from apex.report.plan import main as plan_main
+
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        return plan_main(argv[1:])
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:

@@ -1,9 +1,8 @@
 """Per cell and stop point: mean, standard deviation, seeds and a hierarchical-bootstrap interval of each metric.
 
-The mean and SD (ddof=1) are over the seeds' logged metric values; the interval resamples seeds and, within each
-seed, the queries of its per-query table (apex.report.bootstrap). The best stop point of a cell is the one with
-the highest mean validation rank@1 (`val_rank_at_1`); without it the report says so and uses the last stop point,
-never the test figures (choosing on test would flatter the result).
+The mean and SD (ddof=1) are over the seeds' logged metric values; the interval treats seeds and queries as crossed
+random factors (apex.report.crossed on the seeds × queries matrix of per-query values: every seed answers the same
+queries, so query difficulty is shared and does not average out across seeds).
 """
 
 from __future__ import annotations
@@ -13,9 +12,9 @@ import logging
 import numpy as np
 import pandas as pd
 
-from apex.report.bootstrap import Interval, percentile_interval
-from apex.report.collect import METRICS, STOP, VAL_METRIC, PerQueryLoader, SweepData, per_query_values
+from apex.report.collect import METRICS, STOP, PerQueryLoader, SweepData, per_query_values
 from apex.report.config import ReportConfig
+from apex.report.crossed import crossed_mean
 
 log = logging.getLogger("apex.report")
 
@@ -28,12 +27,20 @@ def _size(values: pd.Series) -> float:
     return float(finite.min()) if len(finite) else float("nan")
 
 
-def summarise_cells(
-    sweep: SweepData, loader: PerQueryLoader, config: ReportConfig, rng: np.random.Generator, notes: list[str]
-) -> pd.DataFrame:
+def _interval(per_seed: list[np.ndarray], confidence: float) -> tuple[float, float]:
+    """Crossed seeds × queries interval of the mean, on the queries every seed answered (by position)."""
+    n = min(v.size for v in per_seed)
+    if n < 2 or any(v.size != n for v in per_seed):
+        return float("nan"), float("nan")
+    low, high = crossed_mean(np.stack(per_seed)).interval(confidence)
+    # Every metric lies in [0, 1]; with few seeds the t interval can reach past it, which says nothing more.
+    return max(float(low), 0.0), min(float(high), 1.0)
+
+
+def summarise_cells(sweep: SweepData, loader: PerQueryLoader, config: ReportConfig, notes: list[str]) -> pd.DataFrame:
     """Long table, one row per (cell, stop_fraction, metric).
 
-    Columns: cell, cell_label, stop_fraction, metric, mean, sd, n_seeds, ci_low, ci_high, n_boot, n_queries,
+    Columns: cell, cell_label, stop_fraction, metric, mean, sd, n_seeds, ci_low, ci_high, n_queries,
     corpus_size, seeds (list of seeds), values (list of per-seed values, in seed order).
     """
     labels = sweep.runs.set_index("cell")["cell_label"].to_dict()
@@ -41,26 +48,31 @@ def summarise_cells(
     disagreements = 0
     for (cell, stop), group in sweep.metrics.groupby(["cell", STOP], sort=True):
         group = group.sort_values("seed")
-        per_query: dict[str, list[np.ndarray]] = {metric: [] for metric in METRICS}
-        complete = True
-        for row in group.itertuples():
-            table = loader.load(row.run_id, int(row.step))
+        tables = [loader.load(row.run_id, int(row.step)) for row in group.itertuples()]
+        complete = all(t is not None for t in tables)
+        for row, table in zip(group.itertuples(), tables, strict=True):
             if table is None:
-                complete = False
                 continue
             values = per_query_values(table)
             for metric in METRICS:
-                per_query[metric].append(values[metric])
                 logged = getattr(row, metric)
                 if np.isfinite(logged) and abs(values[metric].mean() - logged) > _AGREE_TOL:
                     disagreements += 1
+        per_query: dict[str, list[np.ndarray]] = {metric: [] for metric in METRICS}
+        if complete:
+            # The interval needs the queries every seed answered, aligned (tables are sorted by query_id).
+            shared = set.intersection(*(set(t["query_id"]) for t in tables))
+            for table in tables:
+                values = per_query_values(table[table["query_id"].isin(shared)])
+                for metric in METRICS:
+                    per_query[metric].append(values[metric])
         for metric in METRICS:
             seed_values = group[metric].to_numpy(dtype=np.float64)
             finite = seed_values[np.isfinite(seed_values)]
-            interval = (
-                percentile_interval(per_query[metric], config.n_boot, config.confidence, rng)
+            low, high = (
+                _interval(per_query[metric], config.confidence)
                 if complete and per_query[metric]
-                else Interval.empty()
+                else (float("nan"), float("nan"))
             )
             rows.append(
                 {
@@ -71,9 +83,8 @@ def summarise_cells(
                     "mean": float(finite.mean()) if finite.size else float("nan"),
                     "sd": float(finite.std(ddof=1)) if finite.size >= 2 else float("nan"),
                     "n_seeds": int(finite.size),
-                    "ci_low": interval.low,
-                    "ci_high": interval.high,
-                    "n_boot": interval.n_boot,
+                    "ci_low": low,
+                    "ci_high": high,
                     "n_queries": _size(group["n_queries"]),
                     "corpus_size": _size(group["corpus_size"]),
                     "seeds": [int(s) for s in group["seed"]],
@@ -87,28 +98,3 @@ def summarise_cells(
         log.warning(message)
         notes.append(message)
     return pd.DataFrame(rows)
-
-
-def best_stops(sweep: SweepData) -> pd.DataFrame:
-    """One row per cell: best stop_fraction, the basis of the choice, and the validation rank@1 there."""
-    rows = []
-    for cell, group in sweep.metrics.groupby("cell", sort=True):
-        # Stop points of training only: step 0 is the untrained base model, the same network in every arm, so
-        # choosing it would compare a model with itself.
-        trained = group[group[STOP] > 0] if (group[STOP] > 0).any() else group
-        val = trained.groupby(STOP)[VAL_METRIC].mean().dropna()
-        if len(val):
-            # Highest validation rank@1; ties go to the earliest stop point (less training for the same score).
-            best = float(val.index[int(np.argmax(val.to_numpy()))])
-            rows.append({"cell": cell, STOP: best, "basis": VAL_METRIC, "val_rank_at_1": float(val.max())})
-        else:
-            last = float(trained[STOP].max())
-            rows.append(
-                {
-                    "cell": cell,
-                    STOP: last,
-                    "basis": "last stop point (no val_rank_at_1 logged)",
-                    "val_rank_at_1": np.nan,
-                }
-            )
-    return pd.DataFrame(rows, columns=["cell", STOP, "basis", "val_rank_at_1"])

@@ -11,12 +11,14 @@ import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 
-from apex.report.aggregate import best_stops, summarise_cells
+from apex.report.aa import aa_check
+from apex.report.aggregate import summarise_cells
 from apex.report.baseline import BaselineMatch, cell_params, match_baselines
-from apex.report.collect import PerQueryLoader, collect
+from apex.report.collect import STOP, PerQueryLoader, SweepData, collect
 from apex.report.compare import compare_all
 from apex.report.config import LORA_R_PARAM, LR_PARAM, ReportConfig
 from apex.report.select import SelectionError, redact_uri, select_runs
+from apex.report.stops import StopChoice, choose_stop, display_stop
 
 log = logging.getLogger("apex.report")
 
@@ -32,7 +34,8 @@ class ReportData:
     seeds: pd.DataFrame  # one row per (run, step): the per-seed metric values
     comparisons: pd.DataFrame  # one row per (cell, stop_fraction) compared with its baseline
     mcnemar: pd.DataFrame  # one row per (cell, stop_fraction, seed)
-    best: pd.DataFrame  # one row per cell: best stop point and how it was chosen
+    best: pd.DataFrame  # one row per cell: the stop point it is judged (compared) or shown (baseline) at, and why
+    aa: pd.DataFrame  # built-in A/A check: one row per half-split of a baseline with >= 6 seeds
     cell_info: pd.DataFrame  # one row per cell: label, role, baseline, lr, LoRA rank
     params: dict[str, dict[str, str]]  # cell -> params shared by its runs
     notes: list[str]
@@ -67,6 +70,45 @@ def _cell_info(sweep_runs: pd.DataFrame, params: dict[str, dict[str, str]], matc
     return pd.DataFrame(rows)
 
 
+def short_labels(labels: dict[str, str]) -> dict[str, str]:
+    """Cell labels without the overrides every cell shares (e.g. `experiment=paper_sweep` on every line)."""
+    tokens = [label.split() for label in labels.values()]
+    common = set.intersection(*(set(t) for t in tokens)) if len(tokens) > 1 else set()
+    return {cell: " ".join(t for t in label.split() if t not in common) or label for cell, label in labels.items()}
+
+
+def fixed_stop(config: ReportConfig, params: dict[str, dict[str, str]], notes: list[str]) -> float | None:
+    """`--stop`, else the `report.stop` every run logged from the sweep config; None = symmetric validation choice."""
+    logged = {p.get("report.stop") for p in params.values()} - {None, "null", "None", ""}
+    if config.stop is not None:
+        if logged and logged != {str(config.stop)}:
+            notes.append(f"--stop {config.stop:g} overrides the sweep config's report.stop ({', '.join(logged)})")
+        return float(config.stop)
+    if len(logged) == 1:
+        return float(logged.pop())
+    if logged:
+        notes.append(f"runs log different report.stop values ({', '.join(sorted(logged))}); chose stops by validation")
+    return None
+
+
+def stop_table(
+    sweep: SweepData, params: dict[str, dict[str, str]], match: BaselineMatch, choices: dict[str, StopChoice | None]
+) -> pd.DataFrame:
+    """One row per cell: compared cells at their comparison's stop, every other cell at its own best (display)."""
+    rows = []
+    for cell in sorted(params):
+        choice = choices.get(cell)
+        if choice is not None:
+            rows.append(
+                {"cell": cell, STOP: choice.stop, "basis": choice.basis, "val_rank_at_1": choice.val_cell}
+                | {"val_baseline": choice.val_baseline}
+            )
+        else:
+            stop, basis, val = display_stop(sweep.metrics, cell)
+            rows.append({"cell": cell, STOP: stop, "basis": basis, "val_rank_at_1": val, "val_baseline": np.nan})
+    return pd.DataFrame(rows, columns=["cell", STOP, "basis", "val_rank_at_1", "val_baseline"])
+
+
 def analyse(client: MlflowClient, config: ReportConfig) -> ReportData:
     """Read the selected runs and compute every statistic of the report (writes nothing)."""
     selection = select_runs(client, config)
@@ -74,6 +116,8 @@ def analyse(client: MlflowClient, config: ReportConfig) -> ReportData:
     notes = [*selection.notes, *sweep.notes]
     if sweep.metrics.empty:
         raise SelectionError(f"the selected runs logged no metrics with a stop_fraction ({selection.description})")
+    full_labels = sweep.runs.drop_duplicates("cell").set_index("cell")["cell_label"].to_dict()
+    sweep.runs["cell_label"] = sweep.runs["cell"].map(short_labels(full_labels))
     params: dict[str, dict[str, str]] = {}
     for cell, group in sweep.runs.groupby("cell", sort=True):
         shared, differing = cell_params([sweep.params[r] for r in group["run_id"]], config.ignore_params)
@@ -87,11 +131,14 @@ def analyse(client: MlflowClient, config: ReportConfig) -> ReportData:
 
     rng = np.random.default_rng(config.seed)
     loader = PerQueryLoader(client)
-    cells = summarise_cells(sweep, loader, config, rng, notes)
-    comparisons = compare_all(sweep, loader, match.pairs, config, rng, notes)
+    cells = summarise_cells(sweep, loader, config, notes)
+    fixed = fixed_stop(config, params, notes)
+    choices = {cell: choose_stop(sweep.metrics, cell, base, fixed) for cell, base in match.pairs.items()}
+    comparisons = compare_all(sweep, loader, match.pairs, choices, config, rng, notes)
+    best = stop_table(sweep, params, match, choices)
+    aa = aa_check(sweep, loader, match.baselines, best, config, rng)
     if loader.missing:
         notes.append(f"{len(loader.missing)} per-query table(s) were missing; their intervals and tests are blank")
-    best = best_stops(sweep)
     labels = sweep.runs.drop_duplicates("cell").set_index("cell")["cell_label"]
     seeds = sweep.metrics.merge(sweep.runs[["run_id", "cell_label"]], on="run_id")
     meta: dict[str, object] = {
@@ -104,11 +151,13 @@ def analyse(client: MlflowClient, config: ReportConfig) -> ReportData:
         "n_cells": int(sweep.runs["cell"].nunique()),
         "baseline_spec": str(config.baseline),
         "labels": labels.to_dict(),
+        "full_labels": full_labels,
+        "stop_rule": "fixed in advance" if fixed is not None else "validation rank@1 of both arms combined",
+        "stop_fixed": fixed,
     }
     info = _cell_info(sweep.runs, params, match)
-    return ReportData(
-        selection.name, meta, config, cells, seeds, comparisons.table, comparisons.mcnemar, best, info, params, notes
-    )
+    tables = (cells, seeds, comparisons.table, comparisons.mcnemar, best, aa, info)
+    return ReportData(selection.name, meta, config, *tables, params, notes)
 
 
 def build_report(config: ReportConfig, client: MlflowClient | None = None) -> ReportResult:

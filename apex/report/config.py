@@ -12,6 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from apex.errors import ConfigError
+from apex.schema import read_dataclass
+
 DEFAULT_TRACKING_URI = "sqlite:///experiments/mlflow.db"
 # The two hyper-parameters of the heatmap.
 LR_PARAM = "training.lr"
@@ -19,7 +22,7 @@ LORA_R_PARAM = "training.lora.r"
 
 # Params that never decide which cell is whose baseline: the seed, where things are tracked or written, and paths.
 # Matched with fnmatch against the flattened param key (e.g. "tracking.uri", "data.cache_dir").
-# The first five mirror apex.tracking.params.NON_CELL_PREFIXES (what does not define a cell).
+# The first five and report.* mirror apex.tracking.params.NON_CELL_PREFIXES (what does not define a cell).
 DEFAULT_IGNORE_PARAMS: tuple[str, ...] = (
     "seed",
     "tracking.*",
@@ -29,6 +32,7 @@ DEFAULT_IGNORE_PARAMS: tuple[str, ...] = (
     "torch_threads",
     "paths.*",
     "store.*",
+    "report.*",
     "*_dir",
     "*_path",
     "*.dir",
@@ -36,6 +40,26 @@ DEFAULT_IGNORE_PARAMS: tuple[str, ...] = (
     "*_uri",
     "*.uri",
 )
+
+
+@dataclass(frozen=True)
+class SweepReportConfig:
+    """The `report` group of a run's config: how the report will judge the sweep, fixed before the test set is read.
+
+    - stop: the stop fraction (0, 1] every comparison is judged at; None = the trained stop point with the best
+      validation rank@1 of both arms combined (apex.report.stops). Every run logs it as the param `report.stop`,
+      and `python -m apex.report` uses it unless `--stop` overrides it.
+    """
+
+    stop: float | None = None
+
+    def validate(self) -> None:
+        if self.stop is not None and not 0.0 < self.stop <= 1.0:
+            raise ConfigError("report.stop", f"must be a trained stop fraction in (0, 1] or null, got {self.stop}")
+
+    @classmethod
+    def from_cfg(cls, section: Mapping[str, Any] | None, key: str = "report") -> SweepReportConfig:
+        return read_dataclass(cls, key, section)
 
 
 class ReportConfigError(ValueError):
@@ -94,7 +118,7 @@ class ReportConfig:
     baseline: BaselineSpec = field(default_factory=lambda: BaselineSpec.parse("erm.name=none,sampler.name=in_batch"))
     ignore_params: tuple[str, ...] = DEFAULT_IGNORE_PARAMS
     out_root: str = "reports"
-    n_boot: int = 2000
+    stop: float | None = None  # report.stop: the stop fraction fixed in advance; None = symmetric validation choice
     n_permutations: int = 10000
     confidence: float = 0.95
     alpha: float = 0.05
@@ -136,9 +160,13 @@ class ReportConfig:
             raise ReportConfigError("filter: empty string")
         if self.name is not None and (not self.name.strip() or "/" in self.name or self.name in {".", ".."}):
             raise ReportConfigError(f"name: {self.name!r} is not a usable folder name")
-        for option, value, low in (("n_boot", self.n_boot, 100), ("n_permutations", self.n_permutations, 100)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ReportConfigError(f"{option}: must be an integer >= {low}, got {value!r}")
+        permutations = self.n_permutations
+        if not isinstance(permutations, int) or isinstance(permutations, bool) or permutations < 100:
+            raise ReportConfigError(f"n_permutations: must be an integer >= 100, got {self.n_permutations!r}")
+        if self.stop is not None and (
+            isinstance(self.stop, bool) or not isinstance(self.stop, int | float) or not 0.0 < float(self.stop) <= 1.0
+        ):
+            raise ReportConfigError(f"stop: must be a trained stop fraction in (0, 1], got {self.stop!r}")
         for option, value in (("confidence", self.confidence), ("alpha", self.alpha), ("power", self.power)):
             if not isinstance(value, int | float) or not 0.0 < float(value) < 1.0:
                 raise ReportConfigError(f"{option}: must lie strictly between 0 and 1, got {value!r}")

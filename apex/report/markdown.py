@@ -43,86 +43,85 @@ def _points(value: float) -> str:
     return fmt_points(value).lstrip("+")
 
 
+def _ci(low: float, high: float) -> str:
+    return f"[{fmt_points(low)}, {fmt_points(high)}]" if np.isfinite(low) else "n/a"
+
+
 def verdict(row: dict[str, object], alpha: float, power: float) -> str:
-    """Plain words for one comparison (its `verdict` column): real, robust across seeds, or below detection?"""
+    """Plain words for one primary comparison, matching its numbers (verdict, adjusted interval, MDE)."""
     kind = str(row["verdict"])
-    diff, mde, mde_seeds = float(row["diff"]), float(row["mde_pairs"]), float(row["mde_seeds"])
+    diff = float(row["diff"])
     direction = "better" if diff > 0 else "worse"
-    n_seeds = int(row["n_seeds"])
+    m = int(row.get("family_size", 1) or 1)
+    family = f"the {m} primary comparisons" if m > 1 else "the single primary comparison"
     if kind == "untested":
         return "The per-query tables are missing, so there is no paired test; only the seed-level figures stand."
-    if kind == "robust":
+    p_raw, p_holm = fmt_p(float(row["p_crossed"])), fmt_p(float(row["p_crossed_holm"]))
+    if kind == "significant":
+        text = f"It is **{direction}** than its baseline: significant after Holm correction over {family}."
+        if float(row["ci_adj_low"]) <= 0.0 <= float(row["ci_adj_high"]):
+            text += " (The Bonferroni interval, more conservative than Holm's step-down test, still touches 0.)"
+    elif kind == "inconclusive after correction":
         text = (
-            f"It is **{direction}** than its baseline, robustly: significant after family-wise (Holm) correction,"
-            " the interval over seeds and queries excludes zero, and the seed-level t-test agrees."
-        )
-    elif kind == "consistent":
-        text = (
-            f"It is **{direction}** than its baseline on these queries: significant after Holm, the interval over seeds"
-            f" and queries excludes zero and the seeds agree with one another; with {n_seeds} seed(s) the seed-level"
-            " t-test cannot confirm it on its own."
-        )
-    elif kind == "unstable":
-        text = (
-            f"These trained models are **{direction}** on these queries (significant after Holm), but training"
-            " randomness is as large as the effect (the interval over seeds and queries includes zero, or the seeds"
-            " disagree beyond query noise: heterogeneity p = "
-            f"{fmt_p(float(row.get('p_heterogeneity', np.nan)))}). The recipe is not yet shown to be {direction};"
-            " add seeds."
+            f"**Inconclusive after correction**: p = {p_raw} is below α = {alpha:g} on its own, but not after Holm"
+            f" correction over {family} (Holm p = {p_holm}). A lead to confirm with more seeds or a single"
+            " pre-planned comparison, not a finding."
         )
     else:
-        text = "**No significant difference** after correction."
-        if np.isfinite(mde) and abs(diff) < mde:
-            text += (
-                f" The observed difference is below the minimum detectable effect ({_points(mde)} points over the"
-                " pooled pairs): this sweep cannot tell a difference that small from noise; it needs more queries or"
-                " seeds, not a conclusion of 'no effect'."
-            )
-        elif np.isfinite(mde):
-            text += (
-                f" A true difference of {_points(mde)} points would have been detected {100 * power:.0f}% of the time."
-            )
-    p_het = float(row.get("p_heterogeneity", np.nan))
-    if kind != "unstable" and np.isfinite(p_het) and p_het <= alpha:
+        text = f"**No significant difference** (p = {p_raw}, Holm {p_holm})."
+    mde, level = float(row.get("mde", np.nan)), float(row.get("mde_level", np.nan))
+    design = f"{int(row['n_seeds'])} seed(s) × {fmt_count(float(row['n_queries']))} queries"
+    if kind != "significant" and np.isfinite(mde):
         text += (
-            f" The seeds disagree more than query noise explains (heterogeneity p = {fmt_p(p_het)}): training"
-            " randomness matters here; more seeds would make the comparison more trustworthy."
+            f" This design ({design}) detects a true difference of {_points(mde)} points with"
+            f" {100 * power:.0f}% power at the corrected level α/{m} = {level:.3g} (minimum detectable effect of"
+            " this test)"
         )
-    if np.isfinite(mde_seeds):
-        if mde_seeds >= 1.0:
-            text += f" The seed-level t-test, with {n_seeds} seeds, could not detect even a 100-point difference."
-        else:
-            text += f" The seed-level t-test needs a difference of {_points(mde_seeds)} points to detect it reliably."
+        text += (
+            ": the observed difference is smaller, so this sweep cannot tell it from noise; it needs more seeds or"
+            " queries (see `python -m apex.report plan`), not a conclusion of 'no effect'."
+            if abs(diff) < mde
+            else "."
+        )
+    elif kind != "significant":
+        text += " With one seed no minimum detectable effect covers training randomness."
+    if not bool(row.get("seed_covered", True)):
+        text += " Only one seed: the test covers query sampling, not training randomness."
     return text
 
 
 def headline(data: ReportData) -> list[str]:
-    """One paragraph per compared cell, at that cell's best stop point."""
+    """One paragraph per compared configuration, at the stop point fixed before the test figures were read."""
     comparisons = data.comparisons
-    if comparisons.empty:
-        return [f"No cell could be compared with a baseline ({data.config.baseline}); see the notes at the end."]
+    primary = comparisons[comparisons["role"] == "primary"] if len(comparisons) else comparisons
+    if primary.empty:
+        return [f"No configuration could be compared with a baseline ({data.config.baseline}); see the notes."]
     best = data.best.set_index("cell")
     labels = data.meta["labels"]
-    level = f"{100 * data.config.confidence:.0f}%"
     paragraphs = []
-    for _, row in comparisons.iterrows():
+    for _, row in primary.iterrows():
         cell = row["cell"]
-        if cell not in best.index or row[STOP] != best.loc[cell, STOP]:
-            continue
-        basis = best.loc[cell, "basis"]
-        chosen = "chosen by validation rank@1" if basis == "val_rank_at_1" else basis
-        seeds, queries = int(row["n_seeds"]), fmt_count(row.get("n_queries", np.nan))
+        basis = best.loc[cell, "basis"] if cell in best.index else "?"
+        m = int(row["family_size"]) if np.isfinite(float(row["family_size"])) else 1
+        level = f"{100 * (1 - data.config.alpha):.0f}%"
+        interval = _ci(row["ci_adj_low"], row["ci_adj_high"])
+        unadjusted = f"unadjusted {100 * data.config.confidence:.0f}% interval {_ci(row['ci_low'], row['ci_high'])}"
+        intervals = (
+            f"{level} interval adjusted for {m} comparisons (Bonferroni) {interval}; {unadjusted}"
+            if m > 1
+            else f"{level} interval {interval}"
+        )
         paragraphs.append(
             f"**{labels.get(cell, cell)}** against **{labels.get(row['baseline'], row['baseline'])}** at stop point "
-            f"{row[STOP]:g} ({chosen}): rank@1 {fmt_pct(row['mean_cell'])} vs {fmt_pct(row['mean_baseline'])}, "
-            f"a difference of **{fmt_points(row['diff'])} points** ({level} interval {fmt_points(row['ci_low'])} to "
-            f"{fmt_points(row['ci_high'])}; {seeds} seed(s) × {queries} queries, corpus of "
-            f"{fmt_count(row['corpus_size'])} documents). Paired permutation test p = {fmt_p(row['p_perm'])} "
-            f"(Holm {fmt_p(row['p_perm_holm'])}, BH {fmt_p(row['p_perm_bh'])}); minimum detectable effect "
-            f"{fmt_points(row['mde_pairs']).lstrip('+')} points at {100 * data.config.power:.0f}% power. "
+            f"{row[STOP]:g} ({basis}): rank@1 {fmt_pct(row['mean_cell'])} vs {fmt_pct(row['mean_baseline'])}, "
+            f"a difference of **{fmt_points(row['diff'])} points** ({intervals}). "
+            f"Primary test, seeds and queries as crossed random factors: p = {fmt_p(row['p_crossed'])} "
+            f"(Holm {fmt_p(row['p_crossed_holm'])}, BH {fmt_p(row['p_crossed_bh'])}); "
+            f"{int(row['n_seeds'])} seed(s) × {fmt_count(row.get('n_queries', np.nan))} queries, corpus of "
+            f"{fmt_count(row['corpus_size'])} documents. "
             + verdict(row.to_dict(), data.config.alpha, data.config.power)
         )
-    return paragraphs or ["No compared cell has its best stop point among the shared stop points."]
+    return paragraphs
 
 
 def _cells_table(data: ReportData) -> str:
@@ -140,32 +139,63 @@ def _cells_table(data: ReportData) -> str:
     return _table(header, rows)
 
 
-def _comparison_table(data: ReportData) -> str:
+def _primary_table(data: ReportData) -> str:
     labels = data.meta["labels"]
-    header = ["configuration", "baseline", "stop", "Δ rank@1 [CI] (pts)", "verdict", "n10 / n01", "p perm (Holm, BH)"]
-    header += ["p t-test (Holm, BH)", "McNemar seeds sig.", "seed het. p", "Cohen's h", "OR disc.", "MDE pairs"]
-    header += ["MDE seeds"]
+    header = ["configuration", "baseline", "stop", "Δ rank@1 (pts)", "adjusted interval", "unadjusted interval"]
+    header += ["p (Holm, BH)", "verdict", "MDE (level)"]
     rows = []
-    for r in data.comparisons.to_dict(orient="records"):
+    for r in data.comparisons[data.comparisons["role"] == "primary"].to_dict(orient="records"):
+        mde = f"{_points(r['mde'])} (α {r['mde_level']:.2g})" if np.isfinite(r["mde"]) else "n/a (one seed)"
         rows.append(
             [
                 labels.get(r["cell"], r["cell"]),
                 labels.get(r["baseline"], r["baseline"]),
                 f"{r[STOP]:g}",
-                f"{fmt_points(r['diff'])} [{fmt_points(r['ci_low'])}, {fmt_points(r['ci_high'])}]",
+                fmt_points(r["diff"]),
+                _ci(r["ci_adj_low"], r["ci_adj_high"]),
+                _ci(r["ci_low"], r["ci_high"]),
+                f"{fmt_p(r['p_crossed'])} ({fmt_p(r['p_crossed_holm'])}, {fmt_p(r['p_crossed_bh'])})",
                 r["verdict"],
-                f"{r['n10']} / {r['n01']}",
-                f"{fmt_p(r['p_perm'])} ({fmt_p(r['p_perm_holm'])}, {fmt_p(r['p_perm_bh'])})",
-                f"{fmt_p(r['p_ttest'])} ({fmt_p(r['p_ttest_holm'])}, {fmt_p(r['p_ttest_bh'])}) low power",
-                f"{r.get('mcnemar_seeds_significant_holm', 0)} of {r['n_seeds']}",
-                fmt_p(r["p_heterogeneity"]),
-                f"{r['cohens_h']:.3f}" if np.isfinite(r["cohens_h"]) else "n/a",
-                f"{r['odds_ratio']:.2f}" if np.isfinite(r["odds_ratio"]) else "n/a",
-                _points(r["mde_pairs"]),
-                "> 100" if r["mde_seeds"] >= 1.0 else _points(r["mde_seeds"]),
+                mde if r["verdict"] != "untested" else "n/a",
             ]
         )
     return _table(header, rows)
+
+
+def _other_table(data: ReportData) -> str:
+    labels = data.meta["labels"]
+    header = ["configuration", "stop", "row", "Δ [unadjusted interval]", "p crossed", "p pooled (these models)"]
+    header += ["n10 / n01", "seed het. p"]
+    rows = []
+    for r in data.comparisons.to_dict(orient="records"):
+        rows.append(
+            [
+                labels.get(r["cell"], r["cell"]),
+                f"{r[STOP]:g}",
+                r["role"],
+                f"{fmt_points(r['diff'])} {_ci(r['ci_low'], r['ci_high'])}",
+                fmt_p(r["p_crossed"]),
+                fmt_p(r["p_pooled"]),
+                f"{fmt_count(r['n10'])} / {fmt_count(r['n01'])}",
+                fmt_p(r["p_heterogeneity"]),
+            ]
+        )
+    return _table(header, rows)
+
+
+def _aa_table(data: ReportData) -> str:
+    labels = data.meta["labels"]
+    parts = []
+    for cell, group in data.aa.groupby("cell", sort=True):
+        k, n = int(group["rejected"].sum()), len(group)
+        first = group.iloc[0]
+        parts.append(
+            f"- **{labels.get(cell, cell)}** at stop {first[STOP]:g}: seeds {first['seeds_a']} against "
+            f"{first['seeds_b']}: {fmt_points(first['diff'])} points {_ci(first['ci_low'], first['ci_high'])}, "
+            f"p = {fmt_p(first['p_crossed'])}. Over {n} half-splits the primary test rejected {k} "
+            f"(about {data.config.alpha * n:.1f} expected from a test that holds its level; splits share seeds)."
+        )
+    return "\n".join(parts)
 
 
 def _mcnemar_table(data: ReportData) -> str:
@@ -178,12 +208,11 @@ def _mcnemar_table(data: ReportData) -> str:
             fmt_count(r["n_pairs"]),
             f"{r['n10']} / {r['n01']}",
             fmt_p(r["p_mcnemar"]),
-            fmt_p(r["p_mcnemar_holm"]),
-            fmt_p(r["p_mcnemar_bh"]),
+            fmt_p(r["p_mcnemar_holm"]) if r["role"] == "primary" else "exploratory",
         ]
-        for r in data.mcnemar.to_dict(orient="records")
+        for r in data.mcnemar[data.mcnemar["role"] != "zero-shot"].to_dict(orient="records")
     ]
-    return _table(["configuration", "stop", "seed", "pairs", "n10 / n01", "p", "p Holm", "p BH"], rows)
+    return _table(["configuration", "stop", "seed", "pairs", "n10 / n01", "p", "p Holm (primary seeds)"], rows)
 
 
 def _best_table(data: ReportData) -> str:
@@ -191,8 +220,9 @@ def _best_table(data: ReportData) -> str:
     rows = []
     for r in data.best.to_dict(orient="records"):
         val = fmt_pct(r["val_rank_at_1"]) if pd.notna(r["val_rank_at_1"]) else "not logged"
-        rows.append([labels.get(r["cell"], r["cell"]), f"{r[STOP]:g}", r["basis"], val])
-    return _table(["configuration", "best stop", "chosen by", "val rank@1"], rows)
+        base = fmt_pct(r["val_baseline"]) if pd.notna(r["val_baseline"]) else ""
+        rows.append([labels.get(r["cell"], r["cell"]), f"{r[STOP]:g}", r["basis"], val, base])
+    return _table(["configuration", "stop", "chosen by", "val rank@1", "baseline's val rank@1"], rows)
 
 
 def render(data: ReportData, figures: list[str]) -> str:
@@ -210,35 +240,57 @@ def render(data: ReportData, figures: list[str]) -> str:
         "## Headline",
         "",
         *[p + "\n" for p in headline(data)],
-        "## Best stop point per configuration",
+        "## Stop points",
+        "",
+        f"Rule: {meta['stop_rule']}. A comparison is judged at one stop point chosen without test figures; step 0"
+        " (the same base model in both arms) is never chosen and never tested; every other stop point is exploratory.",
         "",
         _best_table(data),
         "",
         "## Metrics by configuration and stop point",
         "",
         f"Percentages; mean ± standard deviation over seeds (points), then the {100 * data.config.confidence:.0f}% "
-        "hierarchical-bootstrap interval (seeds, then queries within each seed). ★ marks the best stop point.",
+        "interval with seeds and queries as crossed random factors. ★ marks the stop point of the table above.",
         "",
         _cells_table(data),
         "",
     ]
     if not data.comparisons.empty:
         parts += [
-            "## Comparisons with the baseline (rank@1, every stop point)",
+            "## Primary comparisons (rank@1)",
             "",
-            "Δ in percentage points (configuration − baseline), paired on seeds and queries. p perm: sign-flip "
-            "permutation test over all (seed, query) pairs (primary). p t-test: seed-level paired t-test. "
-            "Holm controls the family-wise error, BH the false discovery rate, each over every comparison here. "
-            "seed het. p: Cochran's Q, small when seeds disagree beyond query noise. MDE: minimum detectable effect "
-            f"at {100 * data.config.power:.0f}% power, α = {data.config.alpha:g} (pooled pairs; seed-level t-test).",
+            "One per configuration, at its stop point above. Δ in points (configuration − baseline). Primary test: "
+            "seeds and queries as crossed random factors (docs/report.md). Holm (family-wise) and BH (false "
+            "discovery rate) over these rows only. Adjusted interval: Bonferroni over these rows, the level of the "
+            f"verdict; unadjusted: {100 * data.config.confidence:.0f}% for this row alone. MDE: the true difference "
+            f"this test detects with {100 * data.config.power:.0f}% power at the corrected level.",
             "",
-            _comparison_table(data),
+            _primary_table(data),
             "",
             "Verdicts: " + "; ".join(f"**{key}**: {text}" for key, text in VERDICTS.items()) + ".",
+            "",
+            "## Every stop point, and the secondary tests",
+            "",
+            "Unadjusted. p crossed: the primary test at that stop point (exploratory off the chosen stop). p pooled: "
+            "sign-flip test over all (seed, query) pairs; like McNemar per seed it treats the trained models as "
+            "fixed and answers 'do *these* models differ on *these* queries?', not whether the recipe is better. "
+            "seed het. p: Cochran's Q, small when the seeds' differences disagree beyond query noise.",
+            "",
+            _other_table(data),
             "",
             "### Exact McNemar test per seed",
             "",
             _mcnemar_table(data),
+            "",
+        ]
+    if not data.aa.empty:
+        parts += [
+            "## Built-in A/A check",
+            "",
+            "A baseline with 6 or more seeds, split into two halves of the same"
+            " recipe and compared with the primary test: every rejection here is a false positive.",
+            "",
+            _aa_table(data),
             "",
         ]
     if figures:

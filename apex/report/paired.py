@@ -13,18 +13,17 @@ difference.
   null replicate is sum_v v * (2 * Binomial(m_v, 1/2) - m_v) / N -- the same distribution as flipping each pair,
   drawn in O(#distinct |d|). The p-value follows `scipy.stats.permutation_test`: (hits + 1) / (R + 1) per tail,
   two-sided = min(1, 2 * min(tails)).
-- Seed-level paired t-test on the per-seed means (`scipy.stats.ttest_rel`); with 3 seeds it has 2 degrees of
-  freedom and very little power.
 - Seed heterogeneity (Cochran's Q): are the per-seed mean differences further apart than query sampling explains?
   Q = sum_s w_s (mean_s - mean_w)^2 with w_s = n_s / var_s(d) and mean_w the w-weighted mean; Q ~ chi2(S - 1)
   when every seed measures the same difference. A small p says training randomness moves the difference: the
   pooled McNemar and sign-flip tests treat the trained models as fixed, so they then overstate how sure we are
-  about the *recipe*; the hierarchical interval and the seed-level t-test carry that variation.
+  about the *recipe*; the primary crossed test (apex.report.crossed) carries that variation.
+
+These are the report's secondary tests: they answer "do *these* trained models differ on *these* queries?".
 """
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,34 +91,6 @@ def sign_flip_test(differences: np.ndarray, n_resamples: int, rng: np.random.Gen
     p_less = (np.count_nonzero(null <= observed + gamma) + 1) / (n_resamples + 1)
     p_greater = (np.count_nonzero(null >= observed - gamma) + 1) / (n_resamples + 1)
     return SignFlipResult(observed, float(min(1.0, 2.0 * min(p_less, p_greater))), n_resamples, null)
-
-
-@dataclass(frozen=True)
-class TTestResult:
-    statistic: float
-    pvalue: float
-    n_seeds: int
-    mean_difference: float
-    sd_difference: float  # ddof=1; NaN with one seed
-
-
-def paired_t_test(a: np.ndarray, b: np.ndarray) -> TTestResult:
-    """Seed-level paired t-test of per-seed metric values a[s] vs b[s] (same seeds, aligned)."""
-    a = np.asarray(a, dtype=np.float64).ravel()
-    b = np.asarray(b, dtype=np.float64).ravel()
-    if a.shape != b.shape:
-        raise ValueError(f"per-seed vectors differ in length: {a.size} vs {b.size}")
-    diff = a - b
-    n = diff.size
-    mean = float(diff.mean()) if n else float("nan")
-    sd = float(diff.std(ddof=1)) if n >= 2 else float("nan")
-    if n < 2:
-        return TTestResult(float("nan"), float("nan"), n, mean, sd)
-    with warnings.catch_warnings():
-        # Identical differences give a zero variance; scipy warns and returns NaN, which we keep.
-        warnings.simplefilter("ignore", RuntimeWarning)
-        result = stats.ttest_rel(a, b)
-    return TTestResult(float(result.statistic), float(result.pvalue), n, mean, sd)
 
 
 def cohens_h(p_a: float, p_b: float) -> float:

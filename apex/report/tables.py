@@ -18,28 +18,31 @@ if TYPE_CHECKING:
 
 COMPARISON_COLUMNS = (
     "baseline",
+    "role",
     "verdict",
     "diff",
     "ci_low",
     "ci_high",
+    "ci_adj_low",
+    "ci_adj_high",
+    "se",
+    "p_crossed",
+    "p_crossed_holm",
+    "p_crossed_bh",
+    "family_size",
+    "mde",
+    "mde_level",
+    "var_seed",
+    "var_query",
+    "var_resid",
     "n_pairs",
     "n10",
     "n01",
     "discordance",
-    "p_perm",
-    "p_perm_holm",
-    "p_perm_bh",
-    "p_ttest",
-    "p_ttest_holm",
-    "p_ttest_bh",
-    "mcnemar_seeds_significant_holm",
+    "p_pooled",
+    "p_heterogeneity",
     "cohens_h",
     "odds_ratio",
-    "mde_pairs",
-    "mde_seeds",
-    "sd_seed_diff",
-    "q_heterogeneity",
-    "p_heterogeneity",
 )
 
 
@@ -77,7 +80,7 @@ def results_frame(data: ReportData) -> pd.DataFrame:
     wide["is_best_stop"] = wide["is_best_stop"].fillna(False).astype(bool)
     if len(data.comparisons):
         comp = data.comparisons[["cell", STOP, *COMPARISON_COLUMNS]].rename(
-            columns={"ci_low": "diff_ci_low", "ci_high": "diff_ci_high"}
+            columns={"ci_low": "diff_ci_low", "ci_high": "diff_ci_high", "role": "comparison"}
         )
         wide = wide.merge(comp, on=["cell", STOP], how="left")
         labels = data.meta["labels"]
@@ -119,7 +122,8 @@ def write_json(data: ReportData, path: Path) -> Path:
         "seeds": _records(data.seeds),
         "comparisons": _records(data.comparisons),
         "mcnemar": _records(data.mcnemar),
-        "best_stop": _records(data.best),
+        "stops": _records(data.best),
+        "aa_check": _records(data.aa),
         "cell_info": _records(data.cell_info),
         "notes": list(data.notes),
     }
@@ -156,7 +160,7 @@ def latex_table(data: ReportData) -> str:
         r"\begin{tabular}{lrrrrrr}" if has_comp else r"\begin{tabular}{lrr}",
         r"\toprule",
         (
-            r"Configuration & Stop & Rank@1 (\%) & $\Delta$ (pts) & $p$ Holm & $p$ BH & MDE (pts) \\"
+            r"Configuration & Stop & Rank@1 (\%) & $\Delta$ (pts) [adj.\ CI] & $p$ Holm & $p$ BH & MDE (pts) \\"
             if has_comp
             else r"Configuration & Stop & Rank@1 (\%) \\"
         ),
@@ -168,13 +172,13 @@ def latex_table(data: ReportData) -> str:
         )
         cells = [latex_escape(r["cell_label"]), f"{r[STOP]:g}", rank.replace("nan", "--")]
         if has_comp:
-            if isinstance(r.get("baseline"), str) and r["baseline"]:
-                diff = f"{100 * r['diff']:+.1f} [{100 * r['diff_ci_low']:+.1f}, {100 * r['diff_ci_high']:+.1f}]"
+            if isinstance(r.get("baseline"), str) and r["baseline"] and r.get("comparison") == "primary":
+                diff = f"{100 * r['diff']:+.1f} [{100 * r['ci_adj_low']:+.1f}, {100 * r['ci_adj_high']:+.1f}]"
                 cells += [
                     diff.replace("nan", "--"),
-                    latex_escape(fmt_p(r["p_perm_holm"])),
-                    latex_escape(fmt_p(r["p_perm_bh"])),
-                    f"{100 * r['mde_pairs']:.1f}".replace("nan", "--"),
+                    latex_escape(fmt_p(r["p_crossed_holm"])),
+                    latex_escape(fmt_p(r["p_crossed_bh"])),
+                    f"{100 * r['mde']:.1f}".replace("nan", "--"),
                 ]
             else:
                 cells += ["baseline" if r["role"] == "baseline" else "--", "", "", ""]
@@ -184,12 +188,13 @@ def latex_table(data: ReportData) -> str:
     seeds = int(wide["n_seeds"].max()) if len(wide) else 0
     caption = (
         f"Rank@1 on {queries} test queries against a corpus of {corpus} documents, mean of up to {seeds} seeds "
-        f"at each configuration's best stop point, with {100 * data.config.confidence:.0f}\\% "
-        "hierarchical-bootstrap intervals (seeds, then queries). "
-        f"$\\Delta$: difference from the baseline ({latex_escape(str(data.config.baseline))}); "
-        f"$p$: paired sign-flip permutation test, Holm and Benjamini--Hochberg adjusted over all comparisons; "
-        f"MDE: minimum detectable effect at {100 * data.config.power:.0f}\\% power, "
-        f"$\\alpha = {data.config.alpha:g}$."
+        f"at each configuration's pre-chosen stop point, with {100 * data.config.confidence:.0f}\\% "
+        "intervals treating seeds and queries as crossed random factors. "
+        f"$\\Delta$: difference from the baseline ({latex_escape(str(data.config.baseline))}) with its interval "
+        "Bonferroni-adjusted to the primary comparisons; "
+        "$p$: crossed seed $\\times$ query test, Holm and Benjamini--Hochberg adjusted over the primary comparisons; "
+        f"MDE: minimum detectable effect of that test at {100 * data.config.power:.0f}\\% power and the corrected "
+        f"level ($\\alpha = {data.config.alpha:g}$ / number of primary comparisons)."
     )
     lines += [r"\bottomrule", r"\end{tabular}", f"\\caption{{{caption}}}", r"\label{tab:apex-rank1}", r"\end{table}"]
     return "\n".join(lines) + "\n"

@@ -9,9 +9,10 @@ from typing import Any
 
 MAX_PARAM_LENGTH = 6000  # MLflow's cap on a param value
 # Keys that do not change what a run computes: excluded from the cell (runs differing only here are replicates).
+# `report.` holds how the sweep will be judged (report.stop), not what a run computes.
 NON_CELL_PREFIXES = (
     "seed", "tracking.", "hydra.", "run_name", "output_dir", "cache_dir", "progress", "torch_threads",
-    "paths.", "store.", "erm.spacy_n_process",
+    "paths.", "store.", "erm.spacy_n_process", "report.",
 )  # fmt: skip
 
 
