@@ -106,3 +106,18 @@ def test_builtin_aa_check_splits_a_six_seed_baseline() -> None:
     assert aa["p_crossed"].between(0, 1).all() and (aa["rejected"] == (aa["p_crossed"] <= 0.05)).all()
     few, few_loader = make_sweep({"a": (0.5, 0.6, 0.7), "b": (0.5, 0.6, 0.7)}, seeds=5)
     assert aa_check(few, few_loader, ["b"], stops, ReportConfig(), np.random.default_rng(0)).empty
+
+
+def test_aa_section_states_the_count_and_what_to_expect() -> None:
+    from types import SimpleNamespace
+
+    from apex.report.markdown import _aa_table
+
+    sweep, loader = make_sweep({"a": (0.5, 0.6, 0.7), "b": (0.5, 0.6, 0.7)}, seeds=6)
+    stops = pd.DataFrame({"cell": ["b"], "stop_fraction": [1.0]})
+    aa = aa_check(sweep, loader, ["b"], stops, ReportConfig(), np.random.default_rng(0))
+    data = SimpleNamespace(aa=aa, meta={"labels": {"b": "arm=plain"}}, config=ReportConfig())
+    text = _aa_table(data)
+    assert "**arm=plain** at stop 1: seeds [0, 1, 2] against [3, 4, 5]" in text
+    assert f"Over 10 half-splits the primary test rejected {int(aa['rejected'].sum())}" in text
+    assert "about 0.5 expected" in text

@@ -225,6 +225,37 @@ def _best_table(data: ReportData) -> str:
     return _table(["configuration", "stop", "chosen by", "val rank@1", "baseline's val rank@1"], rows)
 
 
+def _comparison_sections(data: ReportData) -> list[str]:
+    """The primary comparisons, every stop point with the secondary tests, McNemar per seed."""
+    return [
+        "## Primary comparisons (rank@1)",
+        "",
+        "One per configuration, at its stop point above. Δ in points (configuration − baseline). Primary test: "
+        "seeds and queries as crossed random factors (docs/report.md). Holm (family-wise) and BH (false "
+        "discovery rate) over these rows only. Adjusted interval: Bonferroni over these rows, the level of the "
+        f"verdict; unadjusted: {100 * data.config.confidence:.0f}% for this row alone. MDE: the true difference "
+        f"this test detects with {100 * data.config.power:.0f}% power at the corrected level.",
+        "",
+        _primary_table(data),
+        "",
+        "Verdicts: " + "; ".join(f"**{key}**: {text}" for key, text in VERDICTS.items()) + ".",
+        "",
+        "## Every stop point, and the secondary tests",
+        "",
+        "Unadjusted. p crossed: the primary test at that stop point (exploratory off the chosen stop). p pooled: "
+        "sign-flip test over all (seed, query) pairs; like McNemar per seed it treats the trained models as "
+        "fixed and answers 'do *these* models differ on *these* queries?', not whether the recipe is better. "
+        "seed het. p: Cochran's Q, small when the seeds' differences disagree beyond query noise.",
+        "",
+        _other_table(data),
+        "",
+        "### Exact McNemar test per seed",
+        "",
+        _mcnemar_table(data),
+        "",
+    ]
+
+
 def render(data: ReportData, figures: list[str]) -> str:
     """The whole report.md; `figures` are paths relative to the report folder."""
     meta = data.meta
@@ -256,33 +287,7 @@ def render(data: ReportData, figures: list[str]) -> str:
         "",
     ]
     if not data.comparisons.empty:
-        parts += [
-            "## Primary comparisons (rank@1)",
-            "",
-            "One per configuration, at its stop point above. Δ in points (configuration − baseline). Primary test: "
-            "seeds and queries as crossed random factors (docs/report.md). Holm (family-wise) and BH (false "
-            "discovery rate) over these rows only. Adjusted interval: Bonferroni over these rows, the level of the "
-            f"verdict; unadjusted: {100 * data.config.confidence:.0f}% for this row alone. MDE: the true difference "
-            f"this test detects with {100 * data.config.power:.0f}% power at the corrected level.",
-            "",
-            _primary_table(data),
-            "",
-            "Verdicts: " + "; ".join(f"**{key}**: {text}" for key, text in VERDICTS.items()) + ".",
-            "",
-            "## Every stop point, and the secondary tests",
-            "",
-            "Unadjusted. p crossed: the primary test at that stop point (exploratory off the chosen stop). p pooled: "
-            "sign-flip test over all (seed, query) pairs; like McNemar per seed it treats the trained models as "
-            "fixed and answers 'do *these* models differ on *these* queries?', not whether the recipe is better. "
-            "seed het. p: Cochran's Q, small when the seeds' differences disagree beyond query noise.",
-            "",
-            _other_table(data),
-            "",
-            "### Exact McNemar test per seed",
-            "",
-            _mcnemar_table(data),
-            "",
-        ]
+        parts += _comparison_sections(data)
     if not data.aa.empty:
         parts += [
             "## Built-in A/A check",
