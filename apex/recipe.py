@@ -25,6 +25,8 @@ from apex.data import Dataset, prepare_splits, splits_fingerprint
 from apex.erm import build_maps, generate_queries, map_view_with_counts, size_reduction, write_reduction_histogram
 from apex.eval import evaluate_embeddings
 from apex.model import Encoder, add_lora, load_encoder, save_adapter
+from apex.preflight import check_tracking
+from apex.progress import set_progress_bars
 from apex.sampling import mine_negatives, write_outputs
 from apex.sampling.mining import MiningResult
 from apex.summary import Summary
@@ -104,8 +106,11 @@ def configs(cfg: DictConfig, overrides: list[str] | None, output_dir: str | None
     """Read every config section once, typed and validated, before any work; seed every RNG; set threads."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
     flat = flatten(resolved)
-    reject_secrets_in_config(flat)
+    reject_secrets_in_config(flat, literal=flatten(OmegaConf.to_container(cfg, resolve=False)))
     typed = load_configs(cfg)
+    tracking = typed.tracking  # checked again here for callers of run() that bypass apex.cli.job
+    check_tracking(tracking.uri, tracking.experiment, tracking.artifact_root)
+    set_progress_bars(typed.job.progress)  # the libraries' bars too ("Loading weights", uploads)
     unused = unused_keys(typed)
     job = Job(
         cfg=typed,

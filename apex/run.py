@@ -16,11 +16,14 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 import apex.configs  # noqa: F401  registers each group's schema (`<group>/base`) before Hydra composes
+from apex.cli import job, run_hydra
+from apex.secrets import scrub
 
 log = logging.getLogger("apex")
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@job  # pre-flight checks before the heavy imports; one-line errors (apex.cli)
 def main(cfg: DictConfig) -> float | None:
     """Runs one job; returns the objective a Hydra sweeper optimises: *validation* rank@1 at the stop point
     chosen on validation (never a test metric). None when validation is off (eval.on_val=false)."""
@@ -28,7 +31,7 @@ def main(cfg: DictConfig) -> float | None:
 
     hydra_cfg = HydraConfig.get()
     summary = run(cfg, overrides=list(hydra_cfg.overrides.task), output_dir=hydra_cfg.runtime.output_dir)
-    print(summary.render(), flush=True)
+    print(scrub(summary.render()), flush=True)  # the cell label holds resolved overrides (URLs from the env)
     objective = summary.objective()
     if objective is None:
         log.warning("no validation metric (eval.on_val=false): nothing for a sweeper to optimise")
@@ -36,4 +39,4 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    main()
+    run_hydra(main)  # one line per expected failure, documented exit statuses, no secret echoed

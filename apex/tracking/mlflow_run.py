@@ -18,6 +18,7 @@ import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
+from apex.preflight import check_tracking
 from apex.tracking.config import TrackingConfig
 from apex.tracking.secrets import scrub, scrub_mapping
 
@@ -32,6 +33,7 @@ def connect(cfg: TrackingConfig) -> str:
     A new experiment gets an explicit artifact location: without one, MLflow 3 puts artifacts in ./mlruns.
     """
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    check_tracking(cfg.uri, cfg.experiment, cfg.artifact_root)  # seconds, not MLflow's minutes of retries
     if cfg.uri.startswith("sqlite:///"):
         Path(cfg.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(cfg.uri)
@@ -53,7 +55,7 @@ class JobRun:
         parent = os.environ.get(PARENT_RUN_ENV)
         self.run = mlflow.start_run(
             experiment_id=experiment_id,
-            run_name=run_name,
+            run_name=scrub(run_name),
             parent_run_id=parent or None,
             tags=scrub_mapping(dict(tags)),
         )
