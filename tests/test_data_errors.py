@@ -239,3 +239,15 @@ def test_squad_errors(tmp_path, case):
     path = tmp_path / name
     path.write_bytes(content if isinstance(content, bytes) else content.encode())
     check(DatasetConfig.from_cfg({"name": "squad", "path": str(path)}), path, record, field, fragment)
+
+
+@pytest.mark.parametrize("line_based", [True, False])
+def test_invalid_utf8_names_the_byte_offset(tmp_path, line_based):
+    from apex.data.readers import iter_lines, read_text
+
+    good = b'{"a": 1}\n{"b": "caf'
+    path = tmp_path / "f.jsonl"
+    path.write_bytes(good + b'\xe9"}\n')
+    with pytest.raises(InputError, match=rf"line 2: invalid UTF-8 at byte offset {len(good)} of the file") as err:
+        list(iter_lines(path)) if line_based else read_text(path)
+    assert "byte 10 of the line" in str(err.value)  # 0-based, as xxd and dd count

@@ -44,4 +44,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from apex.cli import guard  # one line per expected failure, documented exit statuses
+
+    sys.exit(guard(main, "python -m apex.data.prepare"))

@@ -25,7 +25,9 @@ def _token_counts(texts: Sequence[str], tokenizer: Any) -> np.ndarray:
     """Token count per text; `tokenizer` is a Hugging Face tokenizer (callable on a list of strings)."""
     if not len(texts):
         return np.zeros(0, dtype=np.int64)
-    encoded = tokenizer(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
+    # verbose=False: counting is not feeding the model, so the "longer than the maximum sequence length ... indexing
+    # errors" warning would be a false alarm here.
+    encoded = tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
     return np.array([len(ids) for ids in encoded], dtype=np.int64)
 
 

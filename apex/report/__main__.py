@@ -74,6 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ReportConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    from apex.preflight import check_tracking
+
+    check_tracking(config.tracking_uri, config.experiment, must_exist=True)  # read-only: never create a database
     from apex.report.build import build_report  # heavy imports after argument checks
     from apex.report.select import SelectionError
 
@@ -89,4 +92,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from apex.cli import guard  # one line per expected failure, documented exit statuses
+
+    sys.exit(guard(main, "python -m apex.report"))

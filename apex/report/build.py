@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 
+from apex.paths import child_path
 from apex.report.aa import aa_check
 from apex.report.aggregate import summarise_cells
 from apex.report.baseline import BaselineMatch, cell_params, match_baselines
@@ -167,7 +168,7 @@ def build_report(config: ReportConfig, client: MlflowClient | None = None) -> Re
     started = time.perf_counter()
     client = client or MlflowClient(tracking_uri=config.tracking_uri)
     data = analyse(client, config)
-    out_dir = Path(config.out_root) / data.name
+    out_dir = child_path(config.out_root, data.name, "report name (--name, or the sweep's run name)")
     out_dir.mkdir(parents=True, exist_ok=True)
     files = write_all(data, out_dir)
     logged_to = None

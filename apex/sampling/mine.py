@@ -84,4 +84,6 @@ def main(argv: Sequence[str] | None = None, encoder_factory: EncoderFactory = lo
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from apex.cli import guard  # one line per expected failure, documented exit statuses
+
+    raise SystemExit(guard(main, "python -m apex.sampling.mine"))
