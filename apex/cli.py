@@ -33,7 +33,8 @@ from apex.secrets import CREDENTIAL_NAME, install_log_scrubber, scrub, secret_in
 VERBOSE_FLAG = "--verbose"
 # Third-party loggers that log every HTTP request at INFO: noise by default, shown with --verbose.
 _CHATTY_LOGGERS = (
-    "httpx", "httpcore", "openai", "urllib3", "mlflow.utils.requests_utils", "mlflow.store.db.utils", "alembic",
+    "httpx", "httpx2", "httpcore", "httpcore2", "openai", "urllib3", "mlflow.utils.requests_utils",
+    "mlflow.store.db.utils", "alembic",
 )  # fmt: skip
 # Warnings nobody can act on: bitsandbytes' optional CPU kernels package (NOTES: harmless; never install it).
 _HARMLESS_LOGGERS = ("bitsandbytes.backends.cpu.ops",)
