@@ -181,18 +181,18 @@ class _JobFailed(BaseException):
 def job(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
     """Decorate the task function of `@hydra.main` (below it): pre-flight checks first, errors logged once.
 
-    The checks that need only the config run before the task's heavy imports, so a dead tracking server or a bad
-    experiment name fails in seconds; the failure is logged to the job's log (run.log) as one line.
+    The checks that need only the config (every section's schema, the tracking store) run before the task's heavy
+    imports, so a bad value, a dead tracking server or a bad experiment name fails in seconds; the failure is logged
+    to the job's log (run.log) as one line.
     """
 
     @functools.wraps(task)
     def wrapped(cfg: DictConfig) -> Any:
         try:
-            tracking = cfg.get("tracking") or {}
-            if tracking.get("uri"):
-                check_tracking(
-                    str(tracking.uri), str(tracking.get("experiment", "apex")), tracking.get("artifact_root")
-                )
+            from apex.configs import load_configs  # light: the config schemas, no torch
+
+            tracking = load_configs(cfg).tracking  # every section validated: a bad value fails in seconds
+            check_tracking(tracking.uri, tracking.experiment, tracking.artifact_root)
             return task(cfg)
         except Exception as exc:
             _log_to_files(one_line(exc))  # the terminal gets the line from `report`; run.log gets it here

@@ -31,8 +31,7 @@ def env() -> dict[str, str]:
 
 def run_apex(tmp: Path, *overrides: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     """`python -m apex.run` with every store under `tmp`; unlike `apex_cli.run_apex`, `overrides` come last (win)."""
-    stores = [f"tracking.uri=sqlite:///{tmp}/mlflow.db", f"tracking.artifact_root={tmp}/artifacts",
-              f"cache_dir={tmp}/cache", "torch_threads=1", f"hydra.run.dir={tmp}/run"]  # fmt: skip
+    stores = [f"paths.experiments={tmp}", f"paths.data={tmp}/data", "torch_threads=1", f"hydra.run.dir={tmp}/run"]
     cmd = [sys.executable, "-m", "apex.run", *stores, *overrides]
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
 
@@ -85,6 +84,7 @@ def test_verbose_shows_the_traceback(tmp_path):
         ("tracking.experiment=../../../../x", "'tracking.experiment': '../../../../x' is not a plain name"),
         ("tracking.uri=sqlite:///apex/x.db", "lies inside the package folder"),
         ("training.no_such_key=1", "no_such_key"),
+        ("training.lr=abc", "training.lr"),
     ],
 )
 def test_config_errors_exit_2_with_the_key_named(tmp_path, override, fragment):

@@ -130,7 +130,7 @@ def test_ten_megabyte_document_is_cut_and_counted_with_spacy(tmp_path: Path, cap
     pytest.importorskip("spacy")
     big = ("Marie Curie worked in Paris with Pierre Curie. " * 230_000)[: 10 * 2**20]
     table = pd.DataFrame({"id": ["small", "huge"], "text": ["Ada Lovelace met Charles Babbage in London.", big]})
-    config = ErmConfig.from_cfg({"name": "spacy", "max_input_chars": 20_000})
+    config = ErmConfig.from_cfg({"name": "spacy", "max_input_chars": 20_000, "spacy_n_process": 1})
     with caplog.at_level("WARNING", logger="apex.erm"):
         result = build_maps(table, config, tmp_path, progress=False)
     assert result.stats["n_truncated"] == 1.0

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hydra.experimental.callback import Callback
-from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
-from apex.tracking.mlflow_run import PARENT_RUN_ENV, TrackingConfig, connect
 from apex.tracking.secrets import scrub
+
+if TYPE_CHECKING:  # MLflow is imported when a sweep starts: Hydra builds this callback for single runs too, and
+    from mlflow.tracking import MlflowClient  # a single run's pre-flight checks should not wait ~5 s for mlflow
 
 log = logging.getLogger("apex.tracking")
 
@@ -28,6 +29,10 @@ class MlflowSweepCallback(Callback):
         self.client: MlflowClient | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from mlflow.tracking import MlflowClient
+
+        from apex.tracking.mlflow_run import PARENT_RUN_ENV, TrackingConfig, connect
+
         tracking = TrackingConfig.from_cfg(config.tracking)
         experiment_id = connect(tracking)
         self.client = MlflowClient()
@@ -44,6 +49,8 @@ class MlflowSweepCallback(Callback):
         log.info("MLflow sweep parent run %s (%s)", self.parent_run_id, overrides)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from apex.tracking.mlflow_run import PARENT_RUN_ENV
+
         if self.client is not None and self.parent_run_id is not None:
             self.client.set_terminated(self.parent_run_id, "FINISHED")
         os.environ.pop(PARENT_RUN_ENV, None)
