@@ -1,23 +1,98 @@
-"""The plain `params.yaml` that the DVC stages read (DVC never composes Hydra configs)."""
+"""`params.yaml`, the DVC stages' view of the config, generated from conf/ (DVC never composes Hydra configs).
+
+    python -m apex.params_file                      regenerate from conf/ with the overrides params.yaml records
+    python -m apex.params_file arm=apex experiment=smoke   ... with new overrides (the pinned configuration)
+    python -m apex.params_file --check              exit 1 (and show the difference) if params.yaml is stale
+
+params.yaml holds the whole composed job config, resolved (no `hydra` section), plus `overrides`: the
+command-line overrides it was composed with. `apex.run` with the same overrides composes the same values, so the
+DVC stages and the runs address the same outputs in the data store. tests/test_params_file.py fails when conf/
+and params.yaml disagree.
+"""
 
 from __future__ import annotations
 
+import argparse
+import difflib
+import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import OmegaConf
 
 from apex.errors import InputError
 
+CONF = Path(__file__).resolve().parents[1] / "conf"
+PARAMS = Path("params.yaml")
+HEADER = (
+    "# GENERATED from conf/ by `python -m apex.params_file` (with the overrides below): do not edit by hand.\n"
+    "# The DVC stages read it; `python -m apex.run <overrides>` composes the same values.\n"
+    "# Pin another configuration: python -m apex.params_file arm=apex experiment=... && dvc repro\n"
+)
+
 
 def read_section(path: Path, section: str) -> Any:
     """The `section` of a YAML params file as plain Python values; a clear InputError naming the file otherwise."""
+    params = read_params(path)
+    if section not in params:
+        raise InputError(f"has no '{section}' section", file=path, record=section)
+    return params[section]
+
+
+def read_params(path: Path) -> dict[str, Any]:
+    """The whole params file as plain Python values."""
     if not path.is_file():
         raise InputError("file does not exist", file=path)
     try:
         params = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
     except Exception as err:  # OmegaConf wraps YAML errors in several types; all mean "unreadable params file"
         raise InputError(f"is not readable YAML ({err})", file=path) from err
-    if not isinstance(params, dict) or section not in params:
-        raise InputError(f"has no '{section}' section", file=path, record=section)
-    return params[section]
+    if not isinstance(params, dict):
+        raise InputError("is not a mapping", file=path)
+    return params
+
+
+def compose_params(overrides: list[str], conf: Path | None = None) -> dict[str, Any]:
+    """The composed job config for `overrides`, resolved, without Hydra's own section."""
+    from hydra import compose, initialize_config_dir
+
+    import apex.configs  # noqa: F401  registers `<group>/base`
+
+    with initialize_config_dir(config_dir=str((conf or CONF).resolve()), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+    values = OmegaConf.to_container(cfg, resolve=True)
+    values.pop("hydra", None)
+    return {"overrides": list(overrides), **values}
+
+
+def render(params: dict[str, Any]) -> str:
+    return HEADER + yaml.safe_dump(params, sort_keys=False, default_flow_style=None, width=120)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m apex.params_file", description=__doc__.splitlines()[0])
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides (default: those params.yaml records)")
+    parser.add_argument("--params", type=Path, default=PARAMS)
+    parser.add_argument("--check", action="store_true", help="fail if the file differs from a fresh composition")
+    args = parser.parse_args(argv)
+    overrides = args.overrides
+    if not overrides and args.params.is_file():
+        overrides = list(read_params(args.params).get("overrides") or [])
+    expected = render(compose_params(overrides))
+    if args.check:
+        current = args.params.read_text("utf-8") if args.params.is_file() else ""
+        if current == expected:
+            print(f"{args.params} matches conf/ (overrides: {' '.join(overrides) or 'none'})")
+            return 0
+        diff = difflib.unified_diff(current.splitlines(), expected.splitlines(), str(args.params), "conf/", lineterm="")
+        print("\n".join(diff), file=sys.stderr)
+        print(f"{args.params} is stale: run `python -m apex.params_file` to regenerate it", file=sys.stderr)
+        return 1
+    args.params.write_text(expected, "utf-8")
+    print(f"wrote {args.params} (overrides: {' '.join(overrides) or 'none'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

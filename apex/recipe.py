@@ -21,14 +21,24 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from apex.configs import RunConfigs, load_configs, unused_keys
-from apex.data import Dataset, prepare_splits, splits_fingerprint
-from apex.erm import build_maps, generate_queries, map_view_with_counts, size_reduction, write_reduction_histogram
-from apex.eval import evaluate_embeddings
-from apex.model import Encoder, add_lora, load_encoder, save_adapter
+from apex.data import Dataset, prepare_splits, save_splits, splits_fingerprint
+from apex.erm import generate_queries, size_reduction, write_reduction_histogram
+from apex.model import Encoder, add_lora, load_encoder
 from apex.preflight import check_tracking
 from apex.progress import set_progress_bars
-from apex.sampling import mine_negatives, write_outputs
-from apex.sampling.mining import MiningResult
+from apex.sampling import mine_negatives
+from apex.stop_points import StopPoints
+from apex.store import keys
+from apex.store.outputs import (
+    mapped_view,
+    negatives_files,
+    read_maps,
+    read_negatives,
+    view_name,
+    write_maps,
+    write_negatives,
+)
+from apex.store.store import DataStore, Located
 from apex.summary import Summary
 from apex.tracking import JobRun, as_params, cell_hash, cell_label, flatten, git_state, reject_secrets_in_config
 from apex.train import build_examples, relevant_sets, train
@@ -47,6 +57,7 @@ class Job:
     cell: str  # hash of the settings that change what the run computes (not seed, paths, unused keys)
     label: str  # the command-line overrides that name the cell
     out_dir: Path  # Hydra's output folder of this job: adapters, plots
+    store: DataStore  # prepared splits, maps, negatives: pinned by DVC or built by runs (apex/store)
 
     @property
     def progress(self) -> bool:
@@ -62,7 +73,12 @@ class Data:
     """The `data` stage's output: one split by document, fixed across training seeds."""
 
     splits: dict[str, Dataset]
+    prepared: Located | None = None  # where these splits are stored (pinned by DVC, or built by a run)
     query_stats: dict[str, float] = field(default_factory=dict)  # dataset.queries=llm: per split, prefixed
+
+    @property
+    def fingerprint(self) -> str:
+        return splits_fingerprint(self.splits)
 
     @property
     def train(self) -> Dataset:
@@ -77,9 +93,10 @@ class Views:
     val_docs: pd.DataFrame
     test_docs: pd.DataFrame
     train_queries: pd.DataFrame | None = None  # erm.apply_to=documents_and_queries: the queries' map view
-    stats: dict[str, float] = field(default_factory=dict)  # ERM stats, query-map stats prefixed query_
+    stats: dict[str, float] = field(default_factory=dict)  # ERM stats (when built), query-map stats prefixed query_
     failures: list[pd.DataFrame] = field(default_factory=list)
     name: str = "plain"  # "plain" or erm:<backend>:<apply_to>: keys the base-embedding cache
+    maps: Located | None = None  # the maps output the views were read from
 
 
 def run(cfg: DictConfig, overrides: list[str] | None = None, output_dir: str | None = None) -> Summary:
@@ -88,13 +105,13 @@ def run(cfg: DictConfig, overrides: list[str] | None = None, output_dir: str | N
     job = configs(cfg, overrides, output_dir)
     data = load_data(job)
     views = build_views(job, data)  # before the model loads: a dead LLM server fails the run at once
-    tracker = open_tracking(job, data)
+    tracker = open_tracking(job, data, views)
     failed = True
     try:
-        summary = new_summary(tracker, job, data)
+        summary = new_summary(tracker, job, data, views)
         encoder = load_model(job, data, views, tracker, summary)
-        mining = negatives(job, data, views, encoder, tracker, summary)
-        result = evaluate_and_train(job, data, views, mining, encoder, tracker, summary)
+        mined = negatives(job, data, views, encoder, tracker, summary)
+        result = evaluate_and_train(job, data, views, mined, encoder, tracker, summary)
         finish(result, tracker, summary, started)
         failed = False
         return summary
@@ -112,13 +129,17 @@ def configs(cfg: DictConfig, overrides: list[str] | None, output_dir: str | None
     check_tracking(tracking.uri, tracking.experiment, tracking.artifact_root)
     set_progress_bars(typed.job.progress)  # the libraries' bars too ("Loading weights", uploads)
     unused = unused_keys(typed)
+    out_dir = Path(output_dir or tempfile.mkdtemp(prefix="apex-run-"))
+    # store.enabled=false: build everything into this run's own folder (nothing shared, nothing pinned).
+    store_root = typed.paths.data if typed.store.enabled else out_dir / "data"
     job = Job(
         cfg=typed,
         params=flat,
         resolved_yaml=OmegaConf.to_yaml(cfg, resolve=True),
         cell=cell_hash({k: v for k, v in flat.items() if not any(k == u or k.startswith(f"{u}.") for u in unused)}),
         label=cell_label(overrides or []),
-        out_dir=Path(output_dir or tempfile.mkdtemp(prefix="apex-run-")),
+        out_dir=out_dir,
+        store=DataStore(store_root, typed.store, typed.paths.dvc_lock),
     )
     if typed.job.torch_threads:
         torch.set_num_threads(typed.job.torch_threads)
@@ -148,23 +169,18 @@ def load_data(job: Job) -> Data:
             data.splits[name] = dataclasses.replace(split, queries=result.queries, qrels=result.qrels)
             data.splits[name].validate()
             data.query_stats.update({f"llm_queries_{name}_{k}": v for k, v in result.stats.items()})
+    config = dataclasses.asdict(data_cfg)
+    data.prepared = job.store.get_or_build(
+        "prepared", keys.prepared_inputs(data.fingerprint), lambda out: save_splits(data.splits, out, config=config)
+    )
     return data
 
 
-def erm_view(table: pd.DataFrame, id_column: str, job: Job) -> tuple[pd.DataFrame, dict[str, float], pd.DataFrame]:
-    """The table with ``text`` replaced by rendered maps: (view, stats, failures). Empty/failed maps keep plain text.
-
-    Works for documents (``doc_id``) and queries (``query_id``) alike: both are (id, text) tables to the ERM stage.
-    """
-    items = table[[id_column, "text"]].rename(columns={id_column: "id"})
-    result = build_maps(items, job.cfg.erm, job.cache_dir / "erm", progress=job.progress)
-    view, counts = map_view_with_counts(table.rename(columns={id_column: "doc_id"}), result.maps)
-    stats = {**result.stats, **{f"view_{k}": float(v) for k, v in counts.items()}}
-    return view.rename(columns={"doc_id": id_column}), stats, result.failures
-
-
 def build_views(job: Job, data: Data) -> Views:
-    """The training view of the documents (and, if asked, of the queries); the evaluation view of val/test."""
+    """The training view of the documents (and, if asked, of the queries); the evaluation view of val/test.
+
+    Maps come from the store: pinned by `dvc repro`, stored by an earlier run, or built now by `write_maps`.
+    """
     erm_cfg, eval_cfg = job.cfg.erm, job.cfg.eval
     splits = data.splits
     views = Views(train_docs=data.train.corpus, val_docs=splits["val"].corpus, test_docs=splits["test"].corpus)
@@ -172,22 +188,30 @@ def build_views(job: Job, data: Data) -> Views:
         if eval_cfg.view == "erm":
             raise ValueError("eval.view=erm needs an ERM backend (erm=spacy, gpt4o, ...), got erm=none")
         return views
-    views.name = f"erm:{erm_cfg.name}:{erm_cfg.apply_to}"
-    views.train_docs, views.stats, failures = erm_view(data.train.corpus, "doc_id", job)
-    views.failures.append(failures)
+    built: dict[str, dict[str, float]] = {}  # filled only when the maps are built now: timings, cache hits
+    views.maps = job.store.get_or_build(
+        "erm",
+        keys.maps_inputs(data.fingerprint, erm_cfg),
+        lambda out: built.update(write_maps(splits, erm_cfg, job.cache_dir / "erm", out, job.progress)),
+    )
+    views.name = view_name(erm_cfg)
+    folder = views.maps.path
+    views.train_docs, counts = mapped_view(data.train.corpus, "doc_id", read_maps(folder, "train"))
+    views.stats = {**built.get("train", {}), **{f"view_{k}": float(v) for k, v in counts.items()}}
+    views.failures.append(read_maps(folder, "train", "failures"))
     if erm_cfg.apply_to == "documents_and_queries":
-        views.train_queries, query_map_stats, failures = erm_view(data.train.queries, "query_id", job)
-        views.stats.update({f"query_{k}": v for k, v in query_map_stats.items()})
-        views.failures.append(failures)
+        query_maps = read_maps(folder, "train", "query_maps")
+        views.train_queries, counts = mapped_view(data.train.queries, "query_id", query_maps)
+        views.stats |= {f"query_view_{k}": float(v) for k, v in counts.items()}
     if eval_cfg.view == "erm":
-        views.test_docs, _, failures = erm_view(splits["test"].corpus, "doc_id", job)
-        views.val_docs, _, more = erm_view(splits["val"].corpus, "doc_id", job)
-        views.failures += [failures, more]
+        views.test_docs, _ = mapped_view(splits["test"].corpus, "doc_id", read_maps(folder, "test"))
+        views.val_docs, _ = mapped_view(splits["val"].corpus, "doc_id", read_maps(folder, "val"))
+        views.failures += [read_maps(folder, split, "failures") for split in ("val", "test")]
     return views
 
 
-def open_tracking(job: Job, data: Data) -> JobRun:
-    """Open the MLflow run (a sweep's child when there is one) and log the config and the data."""
+def open_tracking(job: Job, data: Data, views: Views) -> JobRun:
+    """Open the MLflow run (a sweep's child when there is one); log the config, the data and its provenance."""
     seed = job.cfg.job.seed
     commit, dirty = git_state()
     tracker = JobRun(
@@ -200,9 +224,16 @@ def open_tracking(job: Job, data: Data) -> JobRun:
             "apex.seed": str(seed),
             "apex.git_commit": commit,
             "apex.git_dirty": str(dirty).lower(),
-            "apex.dataset_fingerprint": splits_fingerprint(data.splits)[:16],
+            "apex.dataset_fingerprint": data.fingerprint[:16],
+            "apex.data.test_fingerprint": data.splits["test"].fingerprint()[:16],
         },
     )
+    for located in (data.prepared, views.maps):
+        if located is not None:
+            tracker.set_tags(located.provenance())
+    lock = Path(job.cfg.paths.dvc_lock)
+    if lock.is_file():
+        tracker.log_artifact(lock, "provenance")
     tracker.log_params(as_params(job.params))
     tracker.log_text(job.resolved_yaml, "config/resolved.yaml")
     for name, split in data.splits.items():
@@ -212,15 +243,18 @@ def open_tracking(job: Job, data: Data) -> JobRun:
     return tracker
 
 
-def new_summary(tracker: JobRun, job: Job, data: Data) -> Summary:
+def new_summary(tracker: JobRun, job: Job, data: Data, views: Views) -> Summary:
     test = data.splits["test"]
-    return Summary(
+    summary = Summary(
         run_id=tracker.run_id,
         cell=job.label,
         seed=job.cfg.job.seed,
         corpus_size=len(test.corpus),
         n_queries=len(test.queries),
     )
+    maps = "none" if views.maps is None else views.maps.status
+    summary.extra["data store"] = f"splits {data.prepared.status}, maps {maps}"  # pinned | stored | built
+    return summary
 
 
 def load_model(job: Job, data: Data, views: Views, tracker: JobRun, summary: Summary) -> Encoder:
@@ -246,83 +280,52 @@ def load_model(job: Job, data: Data, views: Views, tracker: JobRun, summary: Sum
     return encoder
 
 
-def negatives(job: Job, data: Data, views: Views, encoder: Encoder, tracker: JobRun, summary: Summary) -> MiningResult:
-    """Negatives mined once from the frozen base model, in the training view (none for in_batch)."""
-    sampler_cfg = job.cfg.sampler
-    mining = mine_negatives(
-        data.train.queries if views.train_queries is None else views.train_queries,
-        views.train_docs,
-        data.train.qrels,
-        encoder if sampler_cfg.name != "in_batch" else None,
-        sampler_cfg,
-        cache_dir=job.cache_dir / "base_embeddings",
-        view=views.name,
-        seed=job.cfg.job.seed,
-        progress=job.progress,
-    )
+def negatives(job: Job, data: Data, views: Views, encoder: Encoder, tracker: JobRun, summary: Summary) -> pd.DataFrame:
+    """Negatives mined once from the frozen base model, in the training view: from the store when pinned or stored,
+    else mined now by the function the DVC stage calls (none for in_batch)."""
+    sampler_cfg, seed = job.cfg.sampler, job.cfg.job.seed
+    queries = data.train.queries if views.train_queries is None else views.train_queries
     if sampler_cfg.name == "in_batch":
-        return mining
-    cache = "hit" if mining.cache_hit else "miss"
-    tracker.set_tags({"apex.base_embedding_cache": cache})
-    tracker.log_metrics({"negatives": len(mining.negatives), "base_embedding_cache_hit": float(mining.cache_hit)})
-    for path in write_outputs(mining, job.out_dir / "sampler"):
+        return mine_negatives(queries, views.train_docs, data.train.qrels, None, sampler_cfg, cache_dir=job.cache_dir,
+                              view=views.name, seed=seed, progress=False).negatives  # fmt: skip
+    maps_key = views.maps.key if views.maps else None
+    inputs = keys.negatives_inputs(data.fingerprint, maps_key, views.name, job.cfg.model, sampler_cfg, seed)
+    volatile: dict[str, Any] = {}  # filled only when mined now: cache hit, timings
+
+    def mine_into(out: Path) -> None:
+        mining = mine_negatives(queries, views.train_docs, data.train.qrels, encoder, sampler_cfg,
+                                cache_dir=job.cache_dir / "base_embeddings", view=views.name, seed=seed,
+                                progress=job.progress)  # fmt: skip
+        volatile.update(write_negatives(mining, out))
+
+    located = job.store.get_or_build("negatives", inputs, mine_into)
+    table, _ = read_negatives(located.path)
+    tracker.set_tags(located.provenance())
+    tracker.log_metrics({"negatives": len(table)})
+    if "cache_hit" in volatile:
+        tracker.set_tags({"apex.base_embedding_cache": "hit" if volatile["cache_hit"] else "miss"})
+        tracker.log_metrics({"base_embedding_cache_hit": float(volatile["cache_hit"])})
+    for path in negatives_files(located.path):
         tracker.log_artifact(path, "sampler")
-    summary.extra["negatives"] = f"{len(mining.negatives)} mined ({sampler_cfg.name}); base embeddings cache {cache}"
-    return mining
-
-
-@dataclass
-class StopPoints:
-    """Evaluates the encoder at a stop point (step 0 = the base model), logs what the report needs, saves adapters."""
-
-    job: Job
-    data: Data
-    views: Views
-    encoder: Encoder
-    tracker: JobRun
-    summary: Summary
-
-    def evaluate(self, step: int, fraction: float) -> None:
-        eval_cfg = self.job.cfg.eval
-        test, val = self.data.splits["test"], self.data.splits["val"]
-        result = self._score(test, self.views.test_docs)
-        self.summary.steps[step] = fraction
-        self.summary.test[step] = result.metrics
-        self.tracker.log_metrics({**result.metrics, "stop_fraction": fraction}, step=step)
-        self.tracker.log_table(result.per_query, f"per_query/step_{step:06d}.json")
-        if eval_cfg.on_val and len(val.queries):
-            val_result = self._score(val, self.views.val_docs)
-            self.summary.val[step] = val_result.metrics
-            self.tracker.log_metrics({f"val_{k}": v for k, v in val_result.metrics.items()}, step=step)
-        log.info("step %d (stop %.2f): test rank@1 %.4f", step, fraction, result.metrics["rank_at_1"])
-
-    def evaluate_and_save(self, step: int, fraction: float) -> None:
-        self.evaluate(step, fraction)
-        save_adapter(self.encoder.model, self.adapter_dir(step))
-
-    def adapter_dir(self, step: int) -> Path:
-        return self.job.out_dir / "adapters" / f"step_{step:06d}"  # kept with the run's Hydra outputs
-
-    def _score(self, split: Dataset, documents: pd.DataFrame) -> Any:
-        """Embed a split's queries and documents (in the evaluation view); rank every query against the corpus."""
-        cfg, progress = self.job.cfg.eval, self.job.progress
-        encode = self.encoder.encode
-        query_emb = encode(list(split.queries["text"]), "query", show_progress=progress, batch_size=cfg.batch_size)
-        doc_emb = encode(list(documents["text"]), "document", show_progress=progress, batch_size=cfg.batch_size)
-        return evaluate_embeddings(
-            query_emb, doc_emb, split.queries, split.corpus, split.qrels, ks=cfg.ks, chunk_size=cfg.chunk_size
-        )
+    cache = f"; base embeddings cache {'hit' if volatile['cache_hit'] else 'miss'}" if "cache_hit" in volatile else ""
+    summary.extra["negatives"] = f"{len(table)} ({sampler_cfg.name}), {located.status}{cache}"
+    summary.extra["data store"] += f", negatives {located.status}"
+    return table
 
 
 def evaluate_and_train(
-    job: Job, data: Data, views: Views, mining: MiningResult, encoder: Encoder, tracker: JobRun, summary: Summary
+    job: Job,
+    data: Data,
+    views: Views,
+    mined: pd.DataFrame,
+    encoder: Encoder,
+    tracker: JobRun,
+    summary: Summary,
 ) -> TrainResult:
     """Step 0 on the very network we then train (LoRA's B starts at zero), then train with a stop-point callback."""
     model_cfg, train_cfg = job.cfg.model, job.cfg.training
     split = data.train
-    examples = build_examples(
-        split.queries, views.train_docs, split.qrels, mining.negatives, query_texts=views.train_queries
-    )
+    examples = build_examples(split.queries, views.train_docs, split.qrels, mined, query_texts=views.train_queries)
     encoder.model = add_lora(
         encoder.model,
         r=train_cfg.lora.r,

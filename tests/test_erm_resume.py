@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -167,8 +166,8 @@ def test_cli_writes_parquet_and_reuses_cache(tmp_path: Path, monkeypatch: pytest
             "doc_id", "map_json", "text", "status"]  # fmt: skip
         qmaps = pd.read_parquet(tmp_path / "erm" / "val" / "query_maps.parquet")
         assert qmaps["doc_id"].tolist() == ["q3", "q4", "q5"]
-        stats = json.loads((tmp_path / "erm" / "stats.json").read_text())
-        assert stats["train"]["n_ok"] == 3 and stats["train"]["requests_sent"] == 3
+        assert not (tmp_path / "erm" / "stats.json").exists()  # timings and cache hits are printed, not pinned
+        assert (tmp_path / "erm" / "inputs.json").is_file()
         assert main(args) == 0  # DVC deletes and re-runs: answers come from the cache outside the output
         assert len(srv.chat_log()) == 18
     for path in (tmp_path / "erm").rglob("*"):

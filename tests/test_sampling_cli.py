@@ -13,6 +13,7 @@ import yaml
 from apex.data import Dataset, load_splits, save_splits
 from apex.errors import InputError
 from apex.sampling.mine import main
+from apex.store.store import write_inputs
 
 
 class HashEncoder:
@@ -46,8 +47,8 @@ def workspace(tmp_path):
     save_splits({s: tiny_dataset(s) for s in ("train", "val", "test")}, tmp_path / "prepared")
     params = {
         "seed": 3,
-        "cache_dir": str(tmp_path / "cache"),
-        "model": {"name": "fake"},
+        "paths": {"cache_dir": str(tmp_path / "cache")},
+        "model": {"name": "fake", "source": "fake"},
         "sampler": {
             "name": "model_aware",
             "n_hard": 1,
@@ -72,7 +73,7 @@ def run(workspace, *extra, encoder=None):
         str(workspace / "negatives"),
         *extra,
     ]
-    assert main(argv, encoder_factory=lambda section: encoder) == 0
+    assert main([*argv, "--no-progress"], encoder_factory=lambda cfg: encoder) == 0
     return encoder
 
 
@@ -81,11 +82,15 @@ def test_mines_the_train_split(workspace) -> None:
     negatives = pd.read_parquet(workspace / "negatives" / "negatives.parquet")
     assert len(negatives) == 20 and negatives["query_id"].str.startswith("train-").all()
     assert set(encoder.seen) == {f"train question {i}" for i in range(10)} | {f"train paragraph {i}" for i in range(30)}
-    stats = json.loads((workspace / "negatives" / "sampler_stats.json").read_text())
-    assert stats["seed"] == 3 and stats["view"] == "plain" and not stats["cache_hit"]
+    first = (workspace / "negatives" / "sampler_stats.json").read_bytes()
+    stats = json.loads(first)
+    assert stats["seed"] == 3 and stats["view"] == "plain" and "cache_hit" not in stats and "timings_s" not in stats
     assert (workspace / "cache" / "base_embeddings" / stats["cache_key"] / "manifest.json").is_file()
     again = run(workspace)  # a second run (another stage invocation) reads the cache
-    assert again.seen == [] and json.loads((workspace / "negatives" / "sampler_stats.json").read_text())["cache_hit"]
+    assert again.seen == []
+    # Same inputs, same bytes: a cache hit and other timings leave the pinned files unchanged.
+    assert (workspace / "negatives" / "sampler_stats.json").read_bytes() == first
+    assert json.loads((workspace / "negatives" / "inputs.json").read_text())["inputs"]["view"] == "plain"
 
 
 def test_map_view_embeds_maps_where_they_are_ok(workspace) -> None:
@@ -99,16 +104,22 @@ def test_map_view_embeds_maps_where_they_are_ok(workspace) -> None:
             "status": ["ok", "ok", "empty", *["failed"] * n_rest],
         }
     )
-    (workspace / "erm").mkdir()
-    maps.iloc[:3].to_parquet(workspace / "erm" / "maps.parquet")
+    params = yaml.safe_load((workspace / "params.yaml").read_text())
+    (workspace / "params.yaml").write_text(yaml.safe_dump({**params, "erm": {"name": "spacy"}}))
+    (workspace / "erm" / "train").mkdir(parents=True)
+    with pytest.raises(InputError, match=r"inputs\.json"):  # maps the erm stage did not write
+        run(workspace, "--maps", str(workspace / "erm"))
+    write_inputs(workspace / "erm", {"stage": "erm", "made": "by hand"})
+    maps.iloc[:3].to_parquet(workspace / "erm" / "train" / "maps.parquet")
     # A document without a maps row is a wiring error, not a document to fall back on quietly.
     with pytest.raises(InputError, match="no maps row"):
         run(workspace, "--maps", str(workspace / "erm"))
-    maps.to_parquet(workspace / "erm" / "maps.parquet")
+    maps.to_parquet(workspace / "erm" / "train" / "maps.parquet")
     encoder = run(workspace, "--maps", str(workspace / "erm"))
     assert {"map of 0", "map of 1", "train paragraph 2"} <= set(encoder.seen)
     assert "train paragraph 0" not in encoder.seen
-    assert json.loads((workspace / "negatives" / "sampler_stats.json").read_text())["view"] == "map"
+    # The same view name (and so the same base-embedding cache entry) as a run with erm=spacy
+    assert json.loads((workspace / "negatives" / "sampler_stats.json").read_text())["view"] == "erm:spacy:documents"
 
 
 def test_in_batch_loads_no_model(workspace) -> None:
@@ -116,7 +127,7 @@ def test_in_batch_loads_no_model(workspace) -> None:
     params["sampler"] = {"name": "in_batch"}
     (workspace / "params.yaml").write_text(yaml.safe_dump(params))
 
-    def refuse(section):
+    def refuse(cfg):
         raise AssertionError("in_batch must not load a model")
 
     argv = [

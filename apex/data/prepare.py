@@ -1,7 +1,8 @@
 """DVC `prepare` stage: `python -m apex.data.prepare --params params.yaml --out data/prepared`.
 
-Reads the `dataset:` section of a plain YAML params file (the keys of `DatasetConfig`), builds the splits with
-`prepare_splits`, and writes them with `save_splits` (the resolved config goes into the manifest).
+Reads the `dataset:` section of params.yaml (generated from conf/ by `python -m apex.params_file`), builds the
+splits with `prepare_splits` and writes them with `save_splits`, plus `inputs.json` (the splits' content
+fingerprint: a run whose config gives the same splits finds them pinned here).
 """
 
 from __future__ import annotations
@@ -14,18 +15,22 @@ import sys
 from pathlib import Path
 
 from apex.data.config import DatasetConfig
-from apex.data.splits import prepare_splits
+from apex.data.splits import prepare_splits, splits_fingerprint
 from apex.data.storage import save_splits
 from apex.errors import InputError
-from apex.params_file import read_section
 
 
 def read_params(path: Path, section: str = "dataset") -> DatasetConfig:
     """The `section` of a YAML params file as a validated DatasetConfig."""
+    from apex.params_file import read_section
+
     return DatasetConfig.from_cfg(read_section(path, section), source=path)
 
 
 def main(argv: list[str] | None = None) -> int:
+    from apex.store.keys import prepared_inputs
+    from apex.store.store import build_into
+
     parser = argparse.ArgumentParser(prog="python -m apex.data.prepare", description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="YAML file with a dataset: section")
     parser.add_argument("--out", type=Path, default=Path("data/prepared"), help="output folder for the splits")
@@ -34,12 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = read_params(args.params)
         splits = prepare_splits(cfg)
-        out = save_splits(splits, args.out, config=dataclasses.asdict(cfg))
+        inputs = prepared_inputs(splits_fingerprint(splits))
+        build_into(args.out, inputs, lambda out: save_splits(splits, out, config=dataclasses.asdict(cfg)))
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     counts = {split: ds.counts() for split, ds in splits.items()}
-    print(json.dumps({"out": str(out), "counts": counts}))
+    print(json.dumps({"out": str(args.out), "counts": counts}))
     return 0
 
 

@@ -18,6 +18,7 @@ from apex.report.baseline import BaselineMatch, cell_params, match_baselines
 from apex.report.collect import STOP, PerQueryLoader, SweepData, collect
 from apex.report.compare import compare_all
 from apex.report.config import LORA_R_PARAM, LR_PARAM, ReportConfig
+from apex.report.provenance import data_versions, unpaired_test_data_warnings, version_notes
 from apex.report.select import SelectionError, redact_uri, select_runs
 from apex.report.stops import StopChoice, choose_stop, display_stop
 
@@ -129,6 +130,9 @@ def analyse(client: MlflowClient, config: ReportConfig) -> ReportData:
     notes.extend(f"cell {cell}: not compared, {why}" for cell, why in match.unmatched.items())
     if not match.baselines:
         notes.append(f"no cell has the baseline values {config.baseline}; nothing is compared")
+    versions = data_versions(selection.runs)  # provenance tags: test data and DVC md5s per cell
+    notes[:0] = unpaired_test_data_warnings(versions, match.pairs)
+    notes.extend(version_notes(versions))
 
     rng = np.random.default_rng(config.seed)
     loader = PerQueryLoader(client)

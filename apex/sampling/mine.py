@@ -1,85 +1,94 @@
-"""DVC stage: mine negatives for the training split.
+"""DVC `negatives` stage: mine negatives for the training split.
 
     python -m apex.sampling.mine --params params.yaml --splits data/prepared [--maps data/erm] --out data/negatives
 
-Reads `sampler` (SamplerConfig), `model` (apex.model.ModelConfig), `seed` and `cache_dir` from params.yaml; the
-base-embedding cache lives under <cache_dir>/base_embeddings, outside --out, because DVC deletes a stage's outputs
-before it re-runs it. Thin on purpose: all behaviour is in `mine_negatives`.
+Reads `sampler` (SamplerConfig), `model` (apex.model.ModelConfig), `erm` (which view the maps give), `seed` and
+`paths.cache_dir` from params.yaml. The training view is built from the maps exactly as a run builds it
+(`apex.store.outputs`), the base-embedding cache is keyed by the same view name, and the output is written by
+`write_negatives` with `inputs.json`, so a run with the same config finds these negatives pinned. The
+base-embedding cache lives under <paths.cache_dir>/base_embeddings, outside --out, because DVC deletes a stage's
+outputs before it re-runs it. Progress bars on by default (encoding the corpus takes minutes on a CPU).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-import yaml
-
+from apex.erm.config import ErmConfig
 from apex.errors import InputError
+from apex.model.config import ModelConfig
 from apex.sampling.config import SamplerConfig
 from apex.sampling.mining import mine_negatives
-from apex.sampling.outputs import write_outputs
 from apex.sampling.protocol import EncoderProtocol
 
 log = logging.getLogger("apex.sampling")
 
-EncoderFactory = Callable[[Mapping[str, Any]], EncoderProtocol]
+EncoderFactory = Callable[[ModelConfig], EncoderProtocol]
 
 
-def load_model_encoder(section: Mapping[str, Any]) -> EncoderProtocol:
-    from apex.model import ModelConfig, load_encoder  # imported here: in_batch needs no model at all
+def load_model_encoder(cfg: ModelConfig) -> EncoderProtocol:
+    from apex.model import load_encoder  # imported here: in_batch needs no model at all
 
-    return load_encoder(ModelConfig.from_cfg(section))
-
-
-def map_view(corpus: pd.DataFrame, maps_dir: Path) -> pd.DataFrame:
-    """Documents with their rendered map as text where the map is `ok`; the plain text elsewhere (counted).
-
-    Reads the `erm` stage's Parquet maps and applies the ERM stage's own view rule (`apex.erm.map_view`).
-    """
-    from apex.erm import map_view as erm_map_view
-
-    files = sorted(maps_dir.glob("*.parquet"))
-    maps_files = [f for f in files if f.stem == "maps"] or files
-    if not maps_files:
-        raise InputError("holds no .parquet maps table", file=maps_dir)
-    maps = pd.concat([pd.read_parquet(f, columns=["doc_id", "text", "status"]) for f in maps_files], ignore_index=True)
-    return erm_map_view(corpus, maps)
+    return load_encoder(cfg)
 
 
 def main(argv: Sequence[str] | None = None, encoder_factory: EncoderFactory = load_model_encoder) -> int:
+    from apex.data import load_splits, splits_fingerprint
+    from apex.params_file import read_params
+    from apex.store.keys import negatives_inputs
+    from apex.store.outputs import mapped_view, read_maps, view_name, write_negatives
+    from apex.store.stage_cli import cache_dir, read_config
+    from apex.store.store import build_into, read_key
+
     parser = argparse.ArgumentParser(prog="python -m apex.sampling.mine", description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=Path, required=True)
     parser.add_argument("--splits", type=Path, required=True, help="folder written by apex.data.save_splits")
-    parser.add_argument("--maps", type=Path, default=None, help="folder of maps Parquet: embed the map view")
+    parser.add_argument("--maps", type=Path, default=None, help="maps folder of the erm stage: embed the map view")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--split", default="train")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
-    params = yaml.safe_load(args.params.read_text("utf-8")) or {}
-    cfg = SamplerConfig.from_cfg(params.get("sampler", {}))
-    from apex.data import load_splits  # the data stage's reader: validates and checks fingerprints
+    sampler = read_config(args.params, SamplerConfig, "sampler")
+    erm = read_config(args.params, ErmConfig, "erm") if args.maps is not None else ErmConfig()
+    seed = int(read_params(args.params).get("seed", 0))
+    splits = load_splits(args.splits)
+    dataset = splits[args.split]
+    documents, queries, maps_key = dataset.corpus, dataset.queries, None
+    if erm.name != "none":
+        maps_key = read_key(args.maps)
+        if maps_key is None:
+            raise InputError("has no inputs.json: not written by the erm stage", file=args.maps)
+        documents, _ = mapped_view(dataset.corpus, "doc_id", read_maps(args.maps, args.split))
+        if erm.apply_to == "documents_and_queries":
+            queries, _ = mapped_view(dataset.queries, "query_id", read_maps(args.maps, args.split, "query_maps"))
+    model = read_config(args.params, ModelConfig, "model") if sampler.name != "in_batch" else None
+    view = view_name(erm)
+    inputs: dict[str, Any] = negatives_inputs(splits_fingerprint(splits), maps_key, view, model, sampler, seed)
 
-    dataset = load_splits(args.splits)[args.split]
-    documents = dataset.corpus if args.maps is None else map_view(dataset.corpus, args.maps)
-    encoder = None if cfg.name == "in_batch" else encoder_factory(params.get("model", {}))
-    result = mine_negatives(
-        dataset.queries,
-        documents,
-        dataset.qrels,
-        encoder,
-        cfg,
-        cache_dir=Path(params.get("cache_dir", "experiments/cache")) / "base_embeddings",
-        view="plain" if args.maps is None else "map",
-        seed=int(params.get("seed", 0)),
-        progress=False,
-    )
-    for path in write_outputs(result, args.out):
-        log.info("wrote %s", path)
+    def build(out: Path) -> dict[str, Any]:
+        encoder = None if model is None else encoder_factory(model)
+        result = mine_negatives(
+            queries,
+            documents,
+            dataset.qrels,
+            encoder,
+            sampler,
+            cache_dir=cache_dir(args.params) / "base_embeddings",
+            view=view,
+            seed=seed,
+            progress=not args.no_progress,
+        )
+        return write_negatives(result, out)
+
+    volatile = build_into(args.out, inputs, build)
+    print(json.dumps({"out": str(args.out), "view": view, **volatile}, sort_keys=True, default=str))
     return 0
 
 

@@ -16,6 +16,8 @@ from apex.sampling.mining import MiningResult
 NEGATIVES_FILE = "negatives.parquet"
 STATS_FILE = "sampler_stats.json"
 HISTOGRAM_FILE = "sampler_score_histogram.png"
+# Stats that differ between two mining runs of the same inputs: logged, never written (same inputs, same bytes).
+VOLATILE_STATS = ("timings_s", "cache_hit", "encoded")
 
 _COLOURS = {"hard": "tab:red", "soft": "tab:blue", "pool": "tab:gray", "random": "tab:green", "positive": "black"}
 
@@ -56,13 +58,15 @@ def plot_histograms(stats: dict[str, Any], path: Path) -> None:
 
 
 def write_outputs(result: MiningResult, out_dir: str | os.PathLike[str]) -> list[Path]:
-    """Write negatives.parquet, sampler_stats.json and the histogram PNG into `out_dir`; return their paths."""
+    """Write negatives.parquet, sampler_stats.json (without the volatile stats) and the histogram PNG into
+    `out_dir`; return their paths. The files depend only on the mining inputs (DVC pins their md5)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     negatives, stats = out / NEGATIVES_FILE, out / STATS_FILE
     histogram = out / HISTOGRAM_FILE
     _replace_into(negatives, lambda p: result.negatives.to_parquet(p, index=False))
-    text = json.dumps(result.stats, indent=2, ensure_ascii=False, default=float) + "\n"
+    stable = {k: v for k, v in result.stats.items() if k not in VOLATILE_STATS}
+    text = json.dumps(stable, indent=2, ensure_ascii=False, sort_keys=True, default=float) + "\n"
     _replace_into(stats, lambda p: p.write_text(text, "utf-8"))
-    _replace_into(histogram, lambda p: plot_histograms(result.stats, p))
+    _replace_into(histogram, lambda p: plot_histograms(stable, p))
     return [negatives, stats, histogram]

@@ -1,0 +1,92 @@
+"""The on-disk form of the maps and negatives outputs, written the same way by the DVC stages and by runs.
+
+    maps:       <out>/<split>/maps.parquet (doc_id, map_json, text, status), failures.parquet (doc_id, reason,
+                attempts), query_maps.parquet (erm.apply_to=documents_and_queries; doc_id holds the query_id)
+    negatives:  <out>/negatives.parquet, sampler_stats.json, sampler_score_histogram.png
+
+Only what the inputs determine goes into these files, so the same inputs give the same bytes (and the same
+dvc.lock md5): timings, cache hits and token usage are returned to the caller, who logs them (stdout, MLflow).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from apex.data.dataset import Dataset
+from apex.erm.config import ErmConfig
+from apex.sampling.mining import MiningResult
+from apex.sampling.outputs import HISTOGRAM_FILE, NEGATIVES_FILE, STATS_FILE
+
+
+def write_maps(
+    splits: Mapping[str, Dataset], cfg: ErmConfig, cache_dir: Path, out: Path, progress: bool
+) -> dict[str, dict[str, float]]:
+    """Build the maps of every split's corpus (and queries, if asked) into `out`; returns stats per split."""
+    from apex.erm.pipeline import FAILURE_COLUMNS, MAPS_COLUMNS, build_maps
+
+    stats: dict[str, dict[str, float]] = {}
+    for split, ds in splits.items():
+        folder = out / split
+        folder.mkdir(parents=True, exist_ok=True)
+        if cfg.name == "none":
+            tables = {"maps": _empty(MAPS_COLUMNS), "failures": _empty(FAILURE_COLUMNS)}
+            stats[split] = {}
+        else:
+            result = build_maps(_items(ds.corpus, "doc_id"), cfg, cache_dir, progress=progress)
+            tables, stats[split] = {"maps": result.maps, "failures": result.failures}, dict(result.stats)
+            if cfg.apply_to == "documents_and_queries":
+                queries = build_maps(_items(ds.queries, "query_id"), cfg, cache_dir, progress=progress)
+                tables["query_maps"] = queries.maps
+                tables["failures"] = pd.concat([result.failures, queries.failures], ignore_index=True)
+                stats[split] |= {f"query_{k}": v for k, v in queries.stats.items()}
+        for name, table in tables.items():
+            table.to_parquet(folder / f"{name}.parquet", index=False)
+    return stats
+
+
+def read_maps(folder: Path, split: str, table: str = "maps") -> pd.DataFrame:
+    """One split's maps (or `query_maps`, `failures`) table from a maps output folder."""
+    return pd.read_parquet(folder / split / f"{table}.parquet")
+
+
+def write_negatives(result: MiningResult, out: Path) -> dict[str, Any]:
+    """The negatives, the reproducible stats and the histogram; returns the volatile stats (for the logs)."""
+    from apex.sampling.outputs import VOLATILE_STATS, write_outputs
+
+    write_outputs(result, out)
+    return {k: result.stats[k] for k in VOLATILE_STATS if k in result.stats}
+
+
+def read_negatives(folder: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    stats = json.loads((folder / STATS_FILE).read_text("utf-8"))
+    return pd.read_parquet(folder / NEGATIVES_FILE), stats
+
+
+def negatives_files(folder: Path) -> list[Path]:
+    return [folder / NEGATIVES_FILE, folder / STATS_FILE, folder / HISTOGRAM_FILE]
+
+
+def _items(table: pd.DataFrame, id_column: str) -> pd.DataFrame:
+    return pd.DataFrame({"id": table[id_column], "text": table["text"]})
+
+
+def _empty(columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series([], dtype=str) for c in columns})
+
+
+def view_name(cfg: ErmConfig) -> str:
+    """The name of the text view training reads: keys the base-embedding cache (the same in runs and stages)."""
+    return "plain" if cfg.name == "none" else f"erm:{cfg.name}:{cfg.apply_to}"
+
+
+def mapped_view(table: pd.DataFrame, id_column: str, maps: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Documents (doc_id) or queries (query_id) with `text` replaced by their map where it is ok; counts."""
+    from apex.erm.view import map_view_with_counts
+
+    view, counts = map_view_with_counts(table.rename(columns={id_column: "doc_id"}), maps)
+    return view.rename(columns={"doc_id": id_column}), counts
