@@ -36,8 +36,9 @@ def sh(copy: Path, *cmd: str) -> str:
 
 
 def locked(copy: Path) -> dict[str, str]:
-    lock = yaml.safe_load((copy / "dvc.lock").read_text())["stages"]
-    return {name: lock[name]["outs"][0]["md5"] for name in OUTS}
+    """Output folder name (prepared, erm, negatives) → the md5 dvc.lock records for it."""
+    stages = yaml.safe_load((copy / "dvc.lock").read_text())["stages"].values()
+    return {Path(out["path"]).name: out["md5"] for stage in stages for out in stage["outs"]}
 
 
 @pytest.fixture(scope="module")

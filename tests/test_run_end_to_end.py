@@ -12,6 +12,8 @@ import pytest
 from apex_cli import run_apex
 from mlflow.tracking import MlflowClient
 
+from apex.store.hashing import content_sha256
+
 SECRET = "sk-test-apex-e2e-0123456789abcdef"
 FAST = [
     "experiment=smoke",
@@ -84,6 +86,20 @@ def test_same_seed_twice_gives_identical_metrics_and_tables(sweep) -> None:
 def test_closing_summary_is_printed(sweep) -> None:
     _, _, _, single = sweep
     assert "zero-shot" in single.stdout and "rank@1" in single.stdout and "corpus of" in single.stdout
+    # The sweep's first job built these splits into the store; this run found them there (and the validation
+    # objective is absent, because these runs skip validation).
+    assert "data store: splits stored, maps none" in single.stdout
+
+
+def test_runs_tag_the_data_they_used(sweep) -> None:
+    tmp, client, _, _ = sweep
+    for run in runs(client, "tags.`apex.kind` = 'job'"):
+        tags = run.data.tags
+        stored = Path(tags["apex.data.prepared.path"])
+        assert stored.parent == tmp / "data" / "store" / "prepared" and tags["apex.data.prepared.status"] in (
+            "built", "stored")  # fmt: skip
+        assert tags["apex.data.prepared.sha256"] == content_sha256(stored)
+        assert len(tags["apex.data.test_fingerprint"]) == 16
 
 
 def test_secret_from_environment_reaches_no_store(sweep) -> None:

@@ -70,7 +70,10 @@ def build_into(out: Path, inputs: dict[str, Any], build: Callable[[Path], Any]) 
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     result = build(tmp)
-    write_inputs(tmp, inputs)
+    key = write_inputs(tmp, inputs)
+    if read_key(out) == key:  # a parallel job (a sweep) built the same output first: keep theirs, readers may be on it
+        shutil.rmtree(tmp)
+        return result
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     return result
