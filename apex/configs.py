@@ -109,7 +109,7 @@ def unused_keys(cfg: RunConfigs) -> set[str]:
     if cfg.erm.name == "none":
         erm = [k for k in erm_fields if k != "name"]
     elif cfg.erm.is_llm:
-        erm = ["spacy_batch_size", "spacy_noun_chunks"]
+        erm = ["spacy_batch_size", "spacy_noun_chunks", "spacy_n_process"]
     else:
         erm = list(_LLM_ONLY)
     sampler_fields = [f.name for f in dataclasses.fields(SamplerConfig)]

@@ -251,6 +251,7 @@ def new_summary(tracker: JobRun, job: Job, data: Data, views: Views) -> Summary:
         seed=job.cfg.job.seed,
         corpus_size=len(test.corpus),
         n_queries=len(test.queries),
+        stop=job.cfg.report.stop,
     )
     maps = "none" if views.maps is None else views.maps.status
     summary.extra["data store"] = f"splits {data.prepared.status}, maps {maps}"  # pinned | stored | built

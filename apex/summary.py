@@ -21,13 +21,14 @@ class Summary:
     wall_seconds: float = 0.0
     train_examples_per_second: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    stop: float | None = None  # report.stop: a stop fraction fixed before the sweep; None = choose on validation
 
     def chosen_step(self) -> int | None:
-        """The stop point chosen on validation: the trained step with the best val rank@1 (earliest on ties).
-
-        Step 0 is the base model in every arm, so it is never chosen. None when no trained step was validated.
-        """
+        """The stop point: the one at `stop` when fixed, else the trained step with the best val rank@1 (earliest on
+        ties). Step 0 is the base model in every arm, so it is never chosen. None when it was not validated."""
         trained = [step for step in self.val if step > 0]
+        if self.stop is not None:
+            trained = [step for step in trained if abs(self.steps[step] - self.stop) < 1e-9]
         if not trained:
             return None
         return max(trained, key=lambda step: (self.val[step]["rank_at_1"], -step))
@@ -55,6 +56,7 @@ class Summary:
             lines.append(f"{key}: {value}")
         chosen = self.chosen_step()
         if chosen is not None:
-            lines.append(f"chosen stop point (best val rank@1): step {chosen}; objective {self.objective():.4f}")
+            how = "best val rank@1" if self.stop is None else f"report.stop={self.stop}"
+            lines.append(f"chosen stop point ({how}): step {chosen}; objective (val rank@1) {self.objective():.4f}")
         lines.append(f"wall time {self.wall_seconds:.0f} s; training {self.train_examples_per_second:.1f} examples/s")
         return "\n".join(lines)

@@ -29,7 +29,7 @@ STAGE_CODE = {
 _ERM_OPERATIONAL = (
     "concurrency", "max_retries", "timeout_s", "backoff_base_s", "backoff_max_s", "preflight_timeout_s",
     "price_prompt_per_1m", "price_completion_per_1m", "batch_discount", "batch_poll_s", "batch_max_wait_s",
-    "mode", "spacy_batch_size", "retry_failed",
+    "mode", "spacy_batch_size", "spacy_n_process", "retry_failed",
 )  # fmt: skip
 _MODEL_TRAINING_ONLY = ("name", "cache_dir", "lora_target_modules", "gradient_checkpointing", "dropout")
 
