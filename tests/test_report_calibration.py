@@ -13,7 +13,7 @@ from scipy import stats
 
 from apex.report.crossed import Components, crossed_mean
 from apex.report.multitest import holm
-from apex.report.plan import pilot_from_difference
+from apex.report.plan import pilot_from_baseline, pilot_from_difference
 from apex.report.simulate import Regime, calibrate, simulate_differences, simulate_outcomes
 
 ALPHA = 0.05
@@ -96,3 +96,16 @@ def test_simulator_produces_the_regime_it_is_asked_for() -> None:
     assert np.sqrt(max(np.mean(spread**2) - noise**2, 0.0)) == pytest.approx(0.015, abs=0.004)
     with pytest.raises(ValueError):
         Regime(rank1=0.95, disagreement=0.2)
+
+
+def test_baseline_only_pilot_doubles_one_arm_and_says_what_it_assumes() -> None:
+    """Before any comparison exists, the plan reads the baseline's seeds: model-to-model variance and noise of one
+    arm, doubled for two independent arms, match what a real comparison of two such arms shows."""
+    regime = Regime(n_seeds=10, n_queries=3000, rank1=0.8, disagreement=0.08, model_sd=0.015)
+    a, b = simulate_outcomes(regime, 20, np.random.default_rng(13))
+    from_pairs = [pilot_from_difference("pair", (x - y).astype(float)).components for x, y in zip(a, b, strict=True)]
+    from_base = [pilot_from_baseline("base", y.astype(float)).components for y in b]
+    for key in ("seed", "resid"):
+        truth = np.mean([getattr(c, key) for c in from_pairs])
+        assert np.mean([getattr(c, key) for c in from_base]) == pytest.approx(truth, rel=0.2), key
+    assert "assumed" in pilot_from_baseline("base", b[0].astype(float)).source

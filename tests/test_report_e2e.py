@@ -307,3 +307,8 @@ def test_plan_command_reads_the_pilot_sweep(report, capsys) -> None:
     mde = {(int(x[0]), int(x[1])): float(x[2]) for x in lines}
     assert mde[(5, 3000)] < mde[(5, 300)] < mde[(2, 300)]  # more seeds and more queries detect less
     assert main(["plan", "--tracking-uri", sweep.uri, "--experiment", "nope"]) == 1
+    # Only the baseline's runs: the plan reads its two seeds and says what it has to assume.
+    baseline_only = ["plan", "--tracking-uri", sweep.uri, "--filter", "params.`erm.name` = 'none'"]
+    assert main(baseline_only) == 0
+    out = capsys.readouterr().out
+    assert "erm=none training.lr=0.0001 at stop 1 (baseline only (per-query arm effects assumed: ratio 1)" in out
