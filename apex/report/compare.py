@@ -164,6 +164,9 @@ def compare_pair(
         row: dict[str, object] = {"cell": cell, "baseline": baseline, STOP: stop, "role": role}
         row["corpus_size"] = float(a_runs["corpus_size"].min())
         outcomes = aligned_outcomes(loader, a_runs, b_runs, seeds, notes)
+        if outcomes is not None and outcomes[0].shape[1] < 2:
+            notes.append(f"cell {cell} vs {baseline} at stop {stop:g}: fewer than 2 shared queries; no paired test")
+            outcomes = None
         if outcomes is None:
             notes.append(f"cell {cell} vs {baseline} at stop {stop:g}: per-query tables missing; no paired test")
             row.update(n_seeds=len(seeds), mean_cell=float(a_runs[METRIC].mean()))

@@ -113,13 +113,14 @@ def diff_by_stop(data: ReportData, path: Path) -> Path:
             ax.fill_between(x, 100 * group["ci_low"], 100 * group["ci_high"], color=color, alpha=0.15, linewidth=0)
         primary = group[(group["role"] == "primary") & group["mde"].notna()]
         for row in primary.to_dict(orient="records"):
-            ax.errorbar(row[STOP], 0.0, yerr=100 * row["mde"], fmt="none", color=color, capsize=6, linestyle=":")
+            bar = ax.errorbar(row[STOP], 0.0, yerr=100 * row["mde"], fmt="none", color=color, capsize=6)
+            bar[2][0].set_linestyle(":")
             drawn_mde = True
     ax.axhline(0.0, color="black", linewidth=0.8)
     ax.set_xlabel("stop point (fraction of the training budget; 0 = zero-shot)")
     ax.set_ylabel("Δ rank@1 vs baseline (points)")
-    title = "difference from baseline: unadjusted crossed seed × query interval band"
-    title += "; bars at 0 = ± minimum detectable effect at the primary stop\n" if drawn_mde else "\n"
+    title = "difference from baseline: unadjusted interval band (seeds × queries)\n"
+    title += "bar around 0 at the primary stop: ± minimum detectable effect\n" if drawn_mde else ""
     ax.set_title(title + _subtitle(data), fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")

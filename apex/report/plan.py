@@ -126,7 +126,7 @@ def pilots_from_sweep(config, arm_query_ratio: float) -> tuple[list[Pilot], int]
     from mlflow import MlflowClient
 
     from apex.report.baseline import cell_params, match_baselines
-    from apex.report.build import fixed_stop
+    from apex.report.build import fixed_stop, short_labels
     from apex.report.collect import STOP, PerQueryLoader, collect, per_query_values
     from apex.report.compare import aligned_outcomes
     from apex.report.select import select_runs
@@ -139,7 +139,7 @@ def pilots_from_sweep(config, arm_query_ratio: float) -> tuple[list[Pilot], int]
         cell: cell_params([sweep.params[r] for r in group["run_id"]], config.ignore_params)[0]
         for cell, group in sweep.runs.groupby("cell", sort=True)
     }
-    labels = sweep.runs.drop_duplicates("cell").set_index("cell")["cell_label"].to_dict()
+    labels = short_labels(sweep.runs.drop_duplicates("cell").set_index("cell")["cell_label"].to_dict())
     match = match_baselines(params, config.baseline, config.ignore_params)
     loader = PerQueryLoader(client)
     fixed = fixed_stop(config, params, notes)
