@@ -117,7 +117,11 @@ def main() -> None:
             f"hydra.run.dir={tmp}/run", "hydra.job_logging.root.level=WARNING",
         ]  # fmt: skip
         started = time.perf_counter()
-        runpy.run_module("apex.run", run_name="__main__")  # as `python -m apex.run`: Hydra finds conf/ from there
+        try:
+            runpy.run_module("apex.run", run_name="__main__")  # as `python -m apex.run`: Hydra finds conf/ there
+        except SystemExit as done:  # the entry point always exits with its status
+            if done.code:
+                raise
         wall = time.perf_counter() - started
     print(f"\nCPU: {cpu_model()}, {os.cpu_count()} CPUs, native bf16: {cpu_has_native_bf16()}")
     print(f"overrides: {' '.join(overrides) or '(none: the default run)'}")
