@@ -25,7 +25,7 @@ from apex.data import Dataset, prepare_splits, save_splits, splits_fingerprint
 from apex.erm import generate_queries, size_reduction, write_reduction_histogram
 from apex.model import Encoder, add_lora, load_encoder
 from apex.preflight import check_tracking
-from apex.progress import set_progress_bars
+from apex.progress import set_progress_bars, timed_stage
 from apex.sampling import mine_negatives
 from apex.stop_points import StopPoints
 from apex.store import keys
@@ -154,6 +154,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+@timed_stage("data")
 def load_data(job: Job) -> Data:
     """The seeded split; with dataset.queries=llm, one LLM-written query per document (the paper used GPT-4o)."""
     data_cfg, erm_cfg = job.cfg.dataset, job.cfg.erm
@@ -176,6 +177,7 @@ def load_data(job: Job) -> Data:
     return data
 
 
+@timed_stage("views")
 def build_views(job: Job, data: Data) -> Views:
     """The training view of the documents (and, if asked, of the queries); the evaluation view of val/test.
 
@@ -258,6 +260,7 @@ def new_summary(tracker: JobRun, job: Job, data: Data, views: Views) -> Summary:
     return summary
 
 
+@timed_stage("model")
 def load_model(job: Job, data: Data, views: Views, tracker: JobRun, summary: Summary) -> Encoder:
     """The base encoder; with ERMs, log how much shorter the maps are in its tokens (the paper's 37.71%)."""
     model_cfg = job.cfg.model
@@ -281,6 +284,7 @@ def load_model(job: Job, data: Data, views: Views, tracker: JobRun, summary: Sum
     return encoder
 
 
+@timed_stage("negatives")
 def negatives(job: Job, data: Data, views: Views, encoder: Encoder, tracker: JobRun, summary: Summary) -> pd.DataFrame:
     """Negatives mined once from the frozen base model, in the training view: from the store when pinned or stored,
     else mined now by the function the DVC stage calls (none for in_batch)."""
@@ -314,6 +318,7 @@ def negatives(job: Job, data: Data, views: Views, encoder: Encoder, tracker: Job
     return table
 
 
+@timed_stage("train+evaluate")
 def evaluate_and_train(
     job: Job,
     data: Data,

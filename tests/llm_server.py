@@ -338,10 +338,13 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every chat request")
+    parser.add_argument("--port", type=int, default=0, help="port to bind (0: any free port)")
+    parser.add_argument("--die-after", type=int, default=None, help="stop serving after this many chat requests")
     args = parser.parse_args()
-    with FakeLLMServer(latency_s=args.latency) as srv:
+    with FakeLLMServer(latency_s=args.latency, port=args.port, die_after=args.die_after) as srv:
         print(srv.base_url, flush=True)
-        threading.Event().wait()
+        while not srv._dead:
+            time.sleep(0.2)
 
 
 if __name__ == "__main__":
