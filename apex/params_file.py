@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 from omegaconf import OmegaConf
 
-from apex.errors import InputError
+from apex.errors import ConfigError, InputError
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 PARAMS = Path("params.yaml")
@@ -63,7 +63,18 @@ def compose_params(overrides: list[str], conf: Path | None = None) -> dict[str, 
         cfg = compose(config_name="config", overrides=overrides)
     values = OmegaConf.to_container(cfg, resolve=True)
     values.pop("hydra", None)
+    refuse_credentials(values)
     return {"overrides": list(overrides), **values}
+
+
+def refuse_credentials(values: dict[str, Any]) -> None:
+    """params.yaml is committed: a value holding a credential (a URL password from ${oc.env:...}) must not reach it."""
+    from apex.secrets import holds_secret
+    from apex.tracking.params import flatten
+
+    for key, value in flatten(values).items():
+        if isinstance(value, str) and holds_secret(value):
+            raise ConfigError(key, "holds a credential; params.yaml is committed with the code, so it cannot hold one")
 
 
 def render(params: dict[str, Any]) -> str:
@@ -95,4 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from apex.cli import guard, refuse_secret_overrides  # one line per failure; no credential written or echoed
+
+    refuse_secret_overrides(sys.argv[1:], "python -m apex.params_file")
+    sys.exit(guard(main, "python -m apex.params_file"))

@@ -2,27 +2,27 @@
 
 An experiment name, a run name or a report name is joined onto a root folder (artifact root, reports/); a name with
 a separator, `..`, a drive or a NUL byte could write anywhere (`tracking.experiment='../../x'` once wrote artifacts
-at the filesystem root). Such names are refused with an `InputError` naming the config key.
+at the filesystem root). Such names are refused with an `ConfigError` naming the config key.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from apex.errors import InputError
+from apex.errors import ConfigError
 
 _BAD_CHARS = ("/", "\\", "\x00")
 
 
 def check_name(name: str, what: str, source: str = "config") -> str:
-    """`name` if it is one plain path component (no separator, not '.' or '..', not empty); else `InputError`."""
+    """`name` if it is one plain path component (no separator, not '.' or '..', not empty); else `ConfigError`."""
     if not isinstance(name, str) or not name.strip():
-        raise InputError("must be a non-empty name", file=source, field=what)
+        raise ConfigError(what, "must be a non-empty name", source=source)
     if any(c in name for c in _BAD_CHARS) or name in (".", "..") or ":" in name[:2]:
-        raise InputError(
-            f"{name!r} is not a plain name (no '/', '\\\\', '..'): it becomes a folder and must stay inside its root",
-            file=source,
-            field=what,
+        raise ConfigError(
+            what,
+            f"{name!r} is not a plain name (no '/', backslash or '..'): it becomes a folder inside its root",
+            source=source,
         )
     return name
 
@@ -33,7 +33,7 @@ def child_path(root: str | Path, name: str, what: str, source: str = "config") -
     base = Path(root).resolve()
     path = (base / name).resolve()
     if not path.is_relative_to(base):
-        raise InputError(f"{name!r} leads outside {base}", file=source, field=what)
+        raise ConfigError(what, f"{name!r} leads outside {base}", source=source)
     return path
 
 

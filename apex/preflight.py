@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import apex
-from apex.errors import InputError, ServiceError
+from apex.errors import ConfigError, InputError, ServiceError
 from apex.paths import child_path, inside
 from apex.secrets import scrub
 
@@ -37,12 +37,11 @@ def check_store_location(uri: str, artifact_root: str | None = None) -> None:
         if place is None or "://" in str(place):
             continue
         if inside(place, PACKAGE_DIR):
-            raise InputError(
+            raise ConfigError(
+                key,
                 f"{scrub(str(place))} lies inside the package folder {PACKAGE_DIR} (it would be committed with the "
                 f"code and mark every run git_dirty); use the default under experiments/ (git-ignored), e.g. "
                 f"tracking.uri=sqlite:///experiments/mlflow.db",
-                file="config",
-                field=key,
             )
 
 

@@ -81,7 +81,7 @@ def test_verbose_shows_the_traceback(tmp_path):
 @pytest.mark.parametrize(
     ("override", "fragment"),
     [
-        ("tracking.experiment=../../../../x", "'tracking.experiment': '../../../../x' is not a plain name"),
+        ("tracking.experiment=../../../../x", "tracking.experiment: '../../../../x' is not a plain name"),
         ("tracking.uri=sqlite:///apex/x.db", "lies inside the package folder"),
         ("training.no_such_key=1", "no_such_key"),
         ("training.lr=abc", "training.lr"),

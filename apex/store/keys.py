@@ -18,6 +18,7 @@ from typing import Any
 from apex.erm.config import ErmConfig
 from apex.model.config import ModelConfig
 from apex.sampling.config import SamplerConfig
+from apex.secrets import scrub
 
 REPO_CODE = Path(__file__).resolve().parents[1]  # the apex package
 # Code each stage's output depends on (the same folders dvc.yaml lists as the stage's deps).
@@ -57,7 +58,8 @@ def erm_identity(cfg: ErmConfig) -> dict[str, Any]:
     from apex.erm.runner import scope_of
 
     scope = scope_of(MAP_TASK, cfg)  # the answer cache's namespace: resolves spaCy's model name and version
-    settings = {k: v for k, v in vars(cfg).items() if k not in _ERM_OPERATIONAL}
+    # Scrubbed: a base_url with a password (given through ${oc.env:...}) must not reach inputs.json or the key.
+    settings = {k: scrub(v) if isinstance(v, str) else v for k, v in vars(cfg).items() if k not in _ERM_OPERATIONAL}
     return {"scope": dataclasses.asdict(scope), "render": RENDER_VERSION, "settings": settings}
 
 
