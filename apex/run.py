@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 
 # Offline by default: a hub id would otherwise retry for ~50 s before failing. Set before transformers loads.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# conf/hydra/launcher/submitit_slurm.yaml is typed by the plugin's schema of the same name (Hydra 1.3 matches it).
+warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/submitit_slurm' is validated against")
 
 import hydra
 from hydra.core.hydra_config import HydraConfig

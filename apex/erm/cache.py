@@ -8,6 +8,11 @@ Every finished document is committed on its own (synchronous=FULL), so a process
 the requests in flight, never a finished document, and a re-run sends no request for a key already stored. Failures
 live in their own table: a re-run skips them (reporting them as failed) unless asked to retry them.
 
+Parallel jobs (a sweep's joblib workers, SLURM tasks on a shared file system) that need answers of one scope hold
+the scope's file lock (`<cache_dir>/<scope hash>.lock`, see `apex.locks`) from their first look-up until their last
+answer is stored: the second job waits, then finds every answer stored and sends no request. A job killed mid-way
+releases the lock with its death; the next one finds the answers committed so far and asks only for the rest.
+
 The store lives outside any DVC output (DVC deletes a stage's outputs before re-running it); the caller passes the
 directory. It holds answers and token counts only: no request headers, no API key.
 """
@@ -18,9 +23,12 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from apex.locks import exclusive
 
 DB_NAME = "erm.sqlite"
 _CHUNK = 500  # keys per IN (...) query; SQLite's default limit on host parameters is 32766
@@ -93,6 +101,13 @@ class ErmCache:
 
     def close(self) -> None:
         self._conn.close()
+
+    @contextmanager
+    def claim(self, scope: Scope) -> Iterator[None]:
+        """Hold the scope's cross-process lock: look up, answer what is missing and store it inside the body."""
+        digest = hashlib.sha256(scope.label().encode("utf-8")).hexdigest()[:16]
+        with exclusive(self.path.parent / f"{scope.kind}-{digest}.lock", f"erm answers ({scope.kind}, {scope.model})"):
+            yield
 
     def __enter__(self) -> ErmCache:
         return self

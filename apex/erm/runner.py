@@ -133,7 +133,11 @@ def answer_texts(texts: list[str], task: Task, cfg: ErmConfig, cache_dir: Path, 
         "temperature": cfg.temperature, "seed": cfg.seed, "max_tokens": cfg.max_tokens,
         "structured_output": cfg.structured_output, "mode": cfg.mode, "base_url": scrub(cfg.base_url or ""),
     }  # fmt: skip
-    with ErmCache(cache_dir, settings if cfg.is_llm else {"noun_chunks": cfg.spacy_noun_chunks}) as cache:
+    # The scope's lock (ErmCache.claim) makes parallel jobs that need the same answers pay for them once.
+    with (
+        ErmCache(cache_dir, settings if cfg.is_llm else {"noun_chunks": cfg.spacy_noun_chunks}) as cache,
+        cache.claim(scope),
+    ):
         cached = cache.results(unique)
         failed = {k: o for k, o in cache.failures(unique).items() if not is_transport_reason(o.reason)}
         pending = [

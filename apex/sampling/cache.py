@@ -10,6 +10,11 @@ mines from the same vectors, so they are stored under
 key = sha256 of {encoder.identity(), view name, sha256 of the (id, text) rows of both tables}. The entry is
 written into a temporary folder that is renamed into place, so a reader sees a whole entry or none; a damaged
 entry (missing file, wrong shape) is treated as a miss and rewritten.
+
+Parallel jobs of a sweep ask for the same key at the same moment: a miss is computed under the file lock
+`<cache_dir>/<key>.lock` (`apex.locks`), so one job encodes while the others wait and then read its entry. A job
+killed while encoding releases the lock with its death and leaves at most a `.<key>.tmp-*` folder, which no reader
+looks at and the next writer of that key removes.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from apex.locks import exclusive
 from apex.sampling.protocol import EncoderProtocol
 
 log = logging.getLogger("apex.sampling")
@@ -102,16 +108,32 @@ class BaseEmbeddingCache:
         key = cache_key(identity, view, data_hash(queries, documents))
         folder = self.path_for(key)
         cached = self._load(folder, len(queries), len(documents))
-        if cached is not None:
-            log.info(
-                "base embeddings: cache hit %s (view %s, %d queries, %d documents)",
-                key[:12],
-                view,
-                len(queries),
-                len(documents),
-            )
-            return BaseEmbeddings(cached[0], cached[1], key, True, folder, 0.0)
+        if cached is None:  # a miss: compute under the key's lock, unless another job stored it while we waited
+            with exclusive(self.cache_dir / f"{key}.lock", f"base embeddings {key[:12]}"):
+                cached = self._load(folder, len(queries), len(documents))
+                if cached is None:
+                    return self._encode_and_store(encoder, queries, documents, key, identity, view, progress)
+        log.info(
+            "base embeddings: cache hit %s (view %s, %d queries, %d documents)",
+            key[:12],
+            view,
+            len(queries),
+            len(documents),
+        )
+        return BaseEmbeddings(cached[0], cached[1], key, True, folder, 0.0)
 
+    def _encode_and_store(
+        self,
+        encoder: EncoderProtocol,
+        queries: pd.DataFrame,
+        documents: pd.DataFrame,
+        key: str,
+        identity: dict[str, Any],
+        view: str,
+        progress: bool,
+    ) -> BaseEmbeddings:
+        """Encode both tables and store the entry; the caller holds the key's lock."""
+        folder = self.path_for(key)
         log.info(
             "base embeddings: cache miss %s (view %s): encoding %d queries and %d documents",
             key[:12],
@@ -166,6 +188,8 @@ class BaseEmbeddingCache:
     def _store(self, folder: Path, q: np.ndarray, d: np.ndarray, manifest: dict[str, Any]) -> None:
         """Write into a sibling temporary folder, manifest last, then rename it into place (atomic on POSIX)."""
         self.cache_dir.mkdir(parents=True, exist_ok=True)
+        for stale in self.cache_dir.glob(f".{folder.name}.tmp-*"):  # left by a writer killed mid-way (we hold the lock)
+            shutil.rmtree(stale, ignore_errors=True)
         tmp = self.cache_dir / f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         try:

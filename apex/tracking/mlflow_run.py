@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import mlflow
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from apex.preflight import check_tracking
@@ -42,9 +45,27 @@ def connect(cfg: TrackingConfig) -> str:
     if found is not None:
         return found.experiment_id
     location = cfg.artifact_root
-    if "://" not in location:
-        location = Path(location).resolve().as_uri()
-    return client.create_experiment(cfg.experiment, artifact_location=f"{location}/{cfg.experiment}")
+    if "://" in location:
+        location = f"{location}/{cfg.experiment}"
+    elif cfg.uri.startswith(("http://", "https://")):
+        location = None  # a server stores (or proxies) artifacts where its --artifacts-destination says
+    else:
+        location = f"{Path(location).resolve().as_uri()}/{cfg.experiment}"
+    try:
+        return client.create_experiment(cfg.experiment, artifact_location=location)
+    except MlflowException:  # another job of a parallel sweep created it first
+        found = client.get_experiment_by_name(cfg.experiment)
+        if found is None:
+            raise
+        return found.experiment_id
+
+
+def job_tags() -> dict[str, str]:
+    """Where a job runs: host, process id and, on SLURM, the job id (to find or kill one job of a sweep)."""
+    tags = {"apex.host": socket.gethostname(), "apex.pid": str(os.getpid())}
+    if os.environ.get("SLURM_JOB_ID"):
+        tags["apex.slurm_job_id"] = os.environ["SLURM_JOB_ID"]
+    return tags
 
 
 class JobRun:
@@ -57,9 +78,10 @@ class JobRun:
             experiment_id=experiment_id,
             run_name=scrub(run_name),
             parent_run_id=parent or None,
-            tags=scrub_mapping(dict(tags)),
+            tags=scrub_mapping({**dict(tags), **job_tags()}),
         )
         self.run_id = self.run.info.run_id
+        self._previous_sigterm = _end_on_sigterm()
         log.info("MLflow run %s%s", self.run_id, f" (child of {parent})" if parent else "")
 
     def log_params(self, params: Mapping[str, str]) -> None:
@@ -90,3 +112,25 @@ class JobRun:
 
     def end(self, failed: bool = False) -> None:
         mlflow.end_run(status="FAILED" if failed else "FINISHED")
+        if self._previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+
+
+def _end_on_sigterm() -> Any:
+    """SIGTERM (a scheduler's time limit, `kill`, a cancelled sweep) ends the active run KILLED, then exits.
+
+    Installed only over the default handler and only in the main thread: a launcher's own handler (submitit
+    re-queues on its signals) is kept. Returns the handler to restore, or None when none was installed.
+    SIGKILL cannot be caught: the sweep's close marks such runs KILLED (`apex.tracking.sweep_parent`).
+    """
+
+    def handler(signum: int, frame: object) -> None:
+        mlflow.end_run(status="KILLED")
+        raise SystemExit(128 + signum)
+
+    try:
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return None
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        return None

@@ -1,0 +1,186 @@
+"""A sweep's MLflow parent run: opened once, re-opened by `+resume=`, closed with the count of failed jobs.
+
+The sweeper (`hydra_plugins.apex_sweeper`) drives it from the sweep's own process: `SweepParent.start` before the
+first job, `close` in a `finally` after the launcher returned or raised. Jobs attach from any process or machine
+with the parent id that reaches them as the environment variable APEX_PARENT_RUN_ID (`hydra.job.env_set`).
+
+A job is one (cell, seed): `apex.cell` is the hash of its configuration without the seed. Children of the parent
+are the job runs of every attempt (the first sweep and its resumes); a job counts as done when at least one of its
+runs FINISHED. When the sweep ends, a child still RUNNING belongs to a job that died without closing its run
+(SIGKILL, out of memory, a node lost): it is marked KILLED, unless its process may still be alive on another
+machine (a remote launcher whose sweep stopped early), when it is left as it is and counted as not done.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from apex.tracking.mlflow_run import TrackingConfig, connect
+from apex.tracking.secrets import scrub
+
+log = logging.getLogger("apex.tracking")
+
+PARENT_TAG = "mlflow.parentRunId"
+PLANNED_TAG = "apex.sweep_jobs_planned"  # set by the sweeper: how many (cell, seed) jobs the sweep command holds
+_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+_PAGE = 1000
+
+
+@dataclass(frozen=True)
+class SweepStatus:
+    """What the parent's close found: jobs = distinct (cell, seed) among the children."""
+
+    jobs: int  # jobs the sweep launched or planned, whichever is more
+    finished: int
+    failed: int  # jobs with no FINISHED run (a child that failed or was killed, or a job never started)
+    marked_killed: int  # RUNNING children this close marked KILLED
+    runs: int
+
+    @property
+    def status(self) -> str:
+        return "FINISHED" if self.failed == 0 else "FAILED"
+
+
+def children(client: MlflowClient, experiment_id: str, parent_id: str) -> list[Run]:
+    """Every run whose parent is `parent_id`, following page tokens."""
+    runs: list[Run] = []
+    token: str | None = None
+    while True:
+        page = client.search_runs(
+            [experiment_id], f"tags.`{PARENT_TAG}` = '{parent_id}'", max_results=_PAGE, page_token=token
+        )
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def job_key(run: Run) -> tuple[str, str] | None:
+    """(cell, seed) of a job run, None for a run without the tags (not an apex job)."""
+    cell, seed = run.data.tags.get("apex.cell"), run.data.tags.get("apex.seed")
+    return None if cell is None or seed is None else (cell, str(seed))
+
+
+def finished_jobs(client: MlflowClient, experiment_id: str, parent_id: str) -> set[tuple[str, str]]:
+    """(cell, seed) of every job with a FINISHED run under the parent: the jobs `+resume=` does not launch again."""
+    done = set()
+    for run in children(client, experiment_id, parent_id):
+        key = job_key(run)
+        if key is not None and run.info.status == "FINISHED":
+            done.add(key)
+    return done
+
+
+def find_parent(client: MlflowClient, experiment_id: str, ref: str) -> Run:
+    """The sweep parent by run id or run name (the latest of that name); a clear error when there is none."""
+    if _RUN_ID.match(ref):
+        try:
+            run = client.get_run(ref)
+        except MlflowException:
+            run = None
+        if run is not None:
+            if run.data.tags.get("apex.kind") != "sweep":
+                raise ValueError(f"resume={ref}: run {ref} is not a sweep parent (tag apex.kind={run.data.tags})")
+            return run
+    quoted = ref.replace("'", "\\'")
+    found = client.search_runs(
+        [experiment_id],
+        f"tags.`apex.kind` = 'sweep' and attributes.run_name = '{quoted}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    if not found:
+        raise ValueError(f"resume={ref}: no sweep parent run with that id or name in experiment {experiment_id}")
+    return found[0]
+
+
+def mark_dead_children(client: MlflowClient, experiment_id: str, parent_id: str, reason: str) -> int:
+    """Mark every RUNNING child KILLED (their processes are known to be gone); returns how many."""
+    count = 0
+    for run in children(client, experiment_id, parent_id):
+        if run.info.status == "RUNNING":
+            client.set_tag(run.info.run_id, "apex.closed_by", reason)
+            client.set_terminated(run.info.run_id, "KILLED")
+            count += 1
+    if count:
+        log.warning("sweep %s: marked %d run(s) left RUNNING by dead jobs as KILLED (%s)", parent_id, count, reason)
+    return count
+
+
+def reopen(client: MlflowClient, experiment_id: str, parent_id: str) -> None:
+    """Resume: the previous attempt is over, so its RUNNING children are dead; the parent runs again."""
+    mark_dead_children(client, experiment_id, parent_id, "resume")
+    client.update_run(parent_id, status="RUNNING")
+    attempts = int(client.get_run(parent_id).data.tags.get("apex.sweep_attempts", "1")) + 1
+    client.set_tag(parent_id, "apex.sweep_attempts", str(attempts))
+
+
+def close(client: MlflowClient, experiment_id: str, parent_id: str, jobs_ended: bool) -> SweepStatus:
+    """End the parent FINISHED when every job has a FINISHED run, else FAILED with the count of failed jobs.
+
+    `jobs_ended`: every job's process is known to be gone (the launcher returned, or ran them on this machine),
+    so RUNNING children are dead and are marked KILLED.
+    """
+    killed = mark_dead_children(client, experiment_id, parent_id, "sweep close") if jobs_ended else 0
+    runs = children(client, experiment_id, parent_id)
+    jobs: dict[tuple[str, str], bool] = {}
+    for run in runs:
+        key = job_key(run)
+        if key is not None:
+            jobs[key] = jobs.get(key, False) or run.info.status == "FINISHED"
+    finished = sum(jobs.values())
+    planned = int(client.get_run(parent_id).data.tags.get(PLANNED_TAG, "0"))
+    total = max(planned, len(jobs))
+    result = SweepStatus(total, finished, total - finished, killed, len(runs))
+    for name, value in (("jobs", result.jobs), ("jobs_finished", finished), ("jobs_failed", result.failed)):
+        client.set_tag(parent_id, f"apex.sweep_{name}", str(value))
+    client.set_terminated(parent_id, result.status)
+    log.info(
+        "sweep parent %s %s: %d job(s), %d finished, %d failed (%d run(s) in all)",
+        parent_id, result.status, result.jobs, finished, result.failed, result.runs,
+    )  # fmt: skip
+    return result
+
+
+class SweepParent:
+    """The parent run of one sweep (or of one more attempt at it, with `+resume=`)."""
+
+    def __init__(self, tracking: TrackingConfig, run_id: str, experiment_id: str) -> None:
+        self.client = MlflowClient(tracking.uri)
+        self.run_id, self.experiment_id = run_id, experiment_id
+
+    @classmethod
+    def start(cls, tracking: TrackingConfig, sweep_dir: str, overrides: str, launcher: str, resume: str | None):
+        """Open a new parent, or re-open the one `resume` names (its id or run name)."""
+        experiment_id = connect(tracking)
+        client = MlflowClient(tracking.uri)
+        if resume:
+            parent = find_parent(client, experiment_id, resume)
+            reopen(client, experiment_id, parent.info.run_id)
+            log.info("resuming sweep %s (%s)", parent.info.run_name, parent.info.run_id)
+            return cls(tracking, parent.info.run_id, experiment_id)
+        tags = {
+            "apex.kind": "sweep",
+            "apex.sweep_dir": sweep_dir,
+            "apex.sweep_overrides": scrub(overrides),
+            "apex.sweep_launcher": launcher,
+            "apex.sweep_attempts": "1",
+        }
+        run = client.create_run(experiment_id, run_name=f"sweep-{sweep_dir.rstrip('/').split('/')[-1]}", tags=tags)
+        log.info("MLflow sweep parent run %s (%s)", run.info.run_id, overrides)
+        return cls(tracking, run.info.run_id, experiment_id)
+
+    def finished_jobs(self) -> set[tuple[str, str]]:
+        return finished_jobs(self.client, self.experiment_id, self.run_id)
+
+    def record_planned(self, n_jobs: int) -> None:
+        self.client.set_tag(self.run_id, PLANNED_TAG, str(n_jobs))
+
+    def close(self, jobs_ended: bool) -> SweepStatus:
+        return close(self.client, self.experiment_id, self.run_id, jobs_ended)

@@ -1,0 +1,1 @@
+"""apex's Hydra sweeper (Hydra loads sweepers and launchers only from the `hydra_plugins` namespace package)."""
