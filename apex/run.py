@@ -11,8 +11,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# conf/hydra/launcher/submitit_slurm.yaml is typed by the plugin's schema of the same name (Hydra 1.3 matches it).
-warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/submitit_slurm' is validated against")
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -21,6 +19,9 @@ from omegaconf import DictConfig
 import apex.configs  # noqa: F401  registers each group's schema (`<group>/base`) before Hydra composes
 from apex.cli import job, run_hydra
 from apex.secrets import scrub
+
+# conf/hydra/launcher/submitit_slurm.yaml is typed by the plugin's schema of the same name (Hydra 1.3 matches it).
+warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/submitit_slurm' is validated against")
 
 log = logging.getLogger("apex")
 
