@@ -4,6 +4,7 @@ resume look-ups on a real MLflow store, and one GPU per job process."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -141,3 +142,29 @@ def test_one_gpu_per_job_process(tmp_path: Path) -> None:
         first.communicate(input="", timeout=30)
     again = subprocess.run([sys.executable, "-c", CLAIM], env=env, capture_output=True, text=True)
     assert again.stdout.split() == ["3", "3"]  # the holder's exit released its device
+
+
+TERM_JOB = """
+import sys, time
+from apex.tracking.mlflow_run import JobRun, TrackingConfig
+run = JobRun(TrackingConfig(uri=sys.argv[1], artifact_root=sys.argv[2]), "victim", {"apex.kind": "job"})
+try:
+    print(run.run_id, flush=True)
+    time.sleep(120)
+finally:
+    run.end(failed=True)  # what the recipe's finally does: must not turn KILLED into FAILED
+"""
+
+
+def test_sigterm_ends_the_job_run_killed(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-c", TERM_JOB, uri, str(tmp_path / "artifacts")]
+    job = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run_id = job.stdout.readline().strip()
+    assert run_id, job.stderr.read()[-3000:]
+    job.send_signal(signal.SIGTERM)
+    job.wait(timeout=60)
+    assert job.returncode == 128 + signal.SIGTERM
+    run = MlflowClient(uri).get_run(run_id)
+    assert run.info.status == "KILLED" and run.data.tags["apex.pid"] == str(job.pid)

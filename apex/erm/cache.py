@@ -9,9 +9,10 @@ the requests in flight, never a finished document, and a re-run sends no request
 live in their own table: a re-run skips them (reporting them as failed) unless asked to retry them.
 
 Parallel jobs (a sweep's joblib workers, SLURM tasks on a shared file system) that need answers of one scope hold
-the scope's file lock (`<cache_dir>/<scope hash>.lock`, see `apex.locks`) from their first look-up until their last
-answer is stored: the second job waits, then finds every answer stored and sends no request. A job killed mid-way
-releases the lock with its death; the next one finds the answers committed so far and asks only for the rest.
+the scope's file lock (`<cache_dir>/.locks/<kind>-<scope hash>.lock`, see `apex.locks`) from their first look-up
+until their last answer is stored: the second job waits, then finds every answer stored and sends no request. A job
+killed mid-way releases the lock with its death; the next one finds the answers committed so far and asks only for
+the rest.
 
 The store lives outside any DVC output (DVC deletes a stage's outputs before re-running it); the caller passes the
 directory. It holds answers and token counts only: no request headers, no API key.
@@ -106,7 +107,8 @@ class ErmCache:
     def claim(self, scope: Scope) -> Iterator[None]:
         """Hold the scope's cross-process lock: look up, answer what is missing and store it inside the body."""
         digest = hashlib.sha256(scope.label().encode("utf-8")).hexdigest()[:16]
-        with exclusive(self.path.parent / f"{scope.kind}-{digest}.lock", f"erm answers ({scope.kind}, {scope.model})"):
+        lock = self.path.parent / ".locks" / f"{scope.kind}-{digest}.lock"
+        with exclusive(lock, f"erm answers ({scope.kind}, {scope.model})"):
             yield
 
     def __enter__(self) -> ErmCache:

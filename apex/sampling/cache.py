@@ -12,9 +12,9 @@ written into a temporary folder that is renamed into place, so a reader sees a w
 entry (missing file, wrong shape) is treated as a miss and rewritten.
 
 Parallel jobs of a sweep ask for the same key at the same moment: a miss is computed under the file lock
-`<cache_dir>/<key>.lock` (`apex.locks`), so one job encodes while the others wait and then read its entry. A job
-killed while encoding releases the lock with its death and leaves at most a `.<key>.tmp-*` folder, which no reader
-looks at and the next writer of that key removes.
+`<cache_dir>/.locks/<key>.lock` (`apex.locks`), so one job encodes while the others wait and then read its entry.
+A job killed while encoding releases the lock with its death and leaves at most a `.<key>.tmp-*` folder, which no
+reader looks at and the next writer of that key removes.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ log = logging.getLogger("apex.sampling")
 
 FORMAT = "apex.base_embeddings/1"
 MANIFEST = "manifest.json"
+LOCKS = ".locks"  # lock files live on (deleting a lock file another process waits on would break the lock)
 
 
 @dataclass
@@ -109,7 +110,7 @@ class BaseEmbeddingCache:
         folder = self.path_for(key)
         cached = self._load(folder, len(queries), len(documents))
         if cached is None:  # a miss: compute under the key's lock, unless another job stored it while we waited
-            with exclusive(self.cache_dir / f"{key}.lock", f"base embeddings {key[:12]}"):
+            with exclusive(self.cache_dir / LOCKS / f"{key}.lock", f"base embeddings {key[:12]}"):
                 cached = self._load(folder, len(queries), len(documents))
                 if cached is None:
                     return self._encode_and_store(encoder, queries, documents, key, identity, view, progress)
