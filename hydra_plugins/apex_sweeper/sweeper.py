@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.hydra_config import HydraConfig
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -45,6 +46,9 @@ class ApexSweeper(BasicSweeper):
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
+        assert self.launcher is not None
+        self._launcher_launch = self.launcher.launch
+        self.launcher.launch = self._launch  # type: ignore[method-assign]
         info = self.launcher_info = LauncherInfo.from_cfg(config.hydra.launcher)
         tracking = TrackingConfig.from_cfg(OmegaConf.to_container(config.tracking, resolve=True))
         check_store(tracking.uri, info)
@@ -61,9 +65,17 @@ class ApexSweeper(BasicSweeper):
         """(cell, seed) of one job, from its composed config without the hydra node, as the recipe computes it."""
         assert self.hydra_context is not None and self.config is not None
         composed = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
-        with open_dict(composed):
-            del composed["hydra"]
-        return cell_hash(flatten(OmegaConf.to_container(composed, resolve=True))), str(composed.seed)
+        hydra_config = HydraConfig.instance()
+        previous = hydra_config.cfg
+        hydra_config.set_config(composed)  # so that ${hydra:...} interpolations resolve, as in the job
+        try:
+            with open_dict(composed):
+                del composed["hydra"]  # the task function gets the config without it
+            task = OmegaConf.to_container(composed, resolve=True)
+        finally:
+            if previous is not None:
+                hydra_config.cfg = previous
+        return cell_hash(flatten(task)), str(task["seed"])
 
     def get_job_batch(self) -> Sequence[Sequence[str]]:
         assert self.parent is not None and self.overrides is not None
@@ -82,6 +94,10 @@ class ApexSweeper(BasicSweeper):
         if self.threads and kept:
             log.info("parallel jobs on this machine: torch_threads=%d per job", self.threads)
         return kept
+
+    def _launch(self, batch: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[Any]:
+        """The launcher's `launch`, except for a batch that resume emptied (some launchers fail on no jobs)."""
+        return self._launcher_launch(batch, initial_job_idx=initial_job_idx) if batch else []
 
     def sweep(self, arguments: list[str]) -> Any:
         assert self.parent is not None and self.launcher_info is not None
