@@ -26,6 +26,7 @@ from apex.sampling.config import SamplerConfig
 from apex.schema import defaults_of, read_dataclass
 from apex.store.config import StoreConfig
 from apex.tracking.config import TrackingConfig
+from apex.tracking.params import cell_hash
 from apex.train.config import TrainConfig
 
 SCHEMAS: dict[str, type] = {
@@ -115,6 +116,13 @@ def unused_keys(cfg: RunConfigs) -> set[str]:
     sampler_fields = [f.name for f in dataclasses.fields(SamplerConfig)]
     sampler = _SAMPLER_UNUSED.get(cfg.sampler.name, [k for k in sampler_fields if k != "name"])
     return {f"erm.{k}" for k in erm} | {f"sampler.{k}" for k in sampler}
+
+
+def cell_of(flat: dict[str, Any], cfg: RunConfigs) -> str:
+    """The job's cell: the hash of its flattened settings minus seed, locations and keys its components ignore.
+    The recipe tags every run with it; the sweeper's `+resume=` computes it for jobs before launching them."""
+    unused = unused_keys(cfg)
+    return cell_hash({k: v for k, v in flat.items() if not any(k == u or k.startswith(f"{u}.") for u in unused)})
 
 
 def register() -> None:

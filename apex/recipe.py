@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from apex.configs import RunConfigs, load_configs, unused_keys
+from apex.configs import RunConfigs, cell_of, load_configs
 from apex.data import Dataset, prepare_splits, save_splits, splits_fingerprint
 from apex.erm import generate_queries, size_reduction, write_reduction_histogram
 from apex.model import Encoder, add_lora, load_encoder
@@ -40,7 +40,7 @@ from apex.store.outputs import (
 )
 from apex.store.store import DataStore, Located
 from apex.summary import Summary
-from apex.tracking import JobRun, as_params, cell_hash, cell_label, flatten, git_state, reject_secrets_in_config
+from apex.tracking import JobRun, as_params, cell_label, flatten, git_state, reject_secrets_in_config
 from apex.train import build_examples, relevant_sets, train
 from apex.train.loop import TrainResult
 
@@ -128,7 +128,6 @@ def configs(cfg: DictConfig, overrides: list[str] | None, output_dir: str | None
     tracking = typed.tracking  # checked again here for callers of run() that bypass apex.cli.job
     check_tracking(tracking.uri, tracking.experiment, tracking.artifact_root)
     set_progress_bars(typed.job.progress)  # the libraries' bars too ("Loading weights", uploads)
-    unused = unused_keys(typed)
     out_dir = Path(output_dir or tempfile.mkdtemp(prefix="apex-run-"))
     # store.enabled=false: build everything into this run's own folder (nothing shared, nothing pinned).
     store_root = typed.paths.data if typed.store.enabled else out_dir / "data"
@@ -136,7 +135,7 @@ def configs(cfg: DictConfig, overrides: list[str] | None, output_dir: str | None
         cfg=typed,
         params=flat,
         resolved_yaml=OmegaConf.to_yaml(cfg, resolve=True),
-        cell=cell_hash({k: v for k, v in flat.items() if not any(k == u or k.startswith(f"{u}.") for u in unused)}),
+        cell=cell_of(flat, typed),
         label=cell_label(overrides or []),
         out_dir=out_dir,
         store=DataStore(store_root, typed.store, typed.paths.dvc_lock),

@@ -25,8 +25,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from apex.configs import cell_of, load_configs
 from apex.sweep.launcher import LauncherInfo, check_store, threads_per_job
-from apex.tracking import TrackingConfig, cell_hash, flatten
+from apex.tracking import TrackingConfig, flatten
 from apex.tracking.mlflow_run import PARENT_RUN_ENV
 from apex.tracking.sweep_parent import SweepParent
 
@@ -75,7 +76,7 @@ class ApexSweeper(BasicSweeper):
         finally:
             if previous is not None:
                 hydra_config.cfg = previous
-        return cell_hash(flatten(task)), str(task["seed"])
+        return cell_of(flatten(task), load_configs(task)), str(task["seed"])
 
     def get_job_batch(self) -> Sequence[Sequence[str]]:
         assert self.parent is not None and self.overrides is not None
