@@ -13,11 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from apex.errors import ConfigError
+
 SERVER_HINT = (
-    "start a tracking server and point the sweep at it, e.g.\n"
-    "  mlflow server --backend-store-uri sqlite:///experiments/mlflow-server.db "
-    "--artifacts-destination experiments/mlartifacts --host 127.0.0.1 --port 5000 &\n"
-    "  python -m apex.run -m ... tracking.uri=http://127.0.0.1:5000"
+    "start a tracking server and point the sweep at it: "
+    "`mlflow server --backend-store-uri sqlite:///experiments/mlflow-server.db "
+    "--artifacts-destination experiments/mlartifacts --host 127.0.0.1 --port 5000 --workers 1 &`, "
+    "then add tracking.uri=http://127.0.0.1:5000 (docs/sweeps.md)"
 )
 
 
@@ -63,7 +65,8 @@ def check_store(uri: str, info: LauncherInfo) -> None:
     """Refuse parallel jobs against the embedded SQLite store: concurrent writers there lose runs or fail with
     "database is locked". A tracking server serialises writes (and serves every machine of a cluster)."""
     if info.parallel and uri.startswith("sqlite:"):
-        raise ValueError(
-            f"hydra/launcher={info.kind} runs jobs in parallel, but tracking.uri={uri} is the embedded SQLite "
-            f"store, which parallel writers can corrupt or lock; {SERVER_HINT}"
+        raise ConfigError(
+            "tracking.uri",
+            f"hydra/launcher={info.kind} runs jobs in parallel, but {uri} is the embedded SQLite store, which "
+            f"parallel writers can corrupt or lock; {SERVER_HINT}",
         )

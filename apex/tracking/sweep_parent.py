@@ -21,6 +21,7 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from apex.errors import ConfigError
 from apex.tracking.mlflow_run import TrackingConfig, connect
 from apex.tracking.secrets import scrub
 
@@ -86,7 +87,7 @@ def find_parent(client: MlflowClient, experiment_id: str, ref: str) -> Run:
             run = None
         if run is not None:
             if run.data.tags.get("apex.kind") != "sweep":
-                raise ValueError(f"resume={ref}: run {ref} is not a sweep parent (tag apex.kind={run.data.tags})")
+                raise ConfigError("resume", f"run {ref} is not a sweep parent (its tag apex.kind is not 'sweep')")
             return run
     quoted = ref.replace("'", "\\'")
     found = client.search_runs(
@@ -96,7 +97,7 @@ def find_parent(client: MlflowClient, experiment_id: str, ref: str) -> Run:
         max_results=1,
     )
     if not found:
-        raise ValueError(f"resume={ref}: no sweep parent run with that id or name in experiment {experiment_id}")
+        raise ConfigError("resume", f"no sweep parent run with id or name {ref!r} in experiment {experiment_id}")
     return found[0]
 
 

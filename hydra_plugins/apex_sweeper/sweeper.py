@@ -18,18 +18,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from apex.configs import cell_of, load_configs
 from apex.sweep.launcher import LauncherInfo, check_store, threads_per_job
-from apex.tracking import TrackingConfig, flatten
-from apex.tracking.mlflow_run import PARENT_RUN_ENV
-from apex.tracking.sweep_parent import SweepParent
+
+if TYPE_CHECKING:
+    from apex.tracking.sweep_parent import SweepParent
+
+# Hydra imports every module of `hydra_plugins` at start-up, single runs included: MLflow and the config schemas are
+# imported when a sweep starts, so that a single run's pre-flight checks do not wait for them.
 
 log = logging.getLogger("apex.sweep")
 
@@ -46,6 +48,9 @@ class ApexSweeper(BasicSweeper):
         self.skipped = 0
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        from apex.tracking.config import TrackingConfig
+        from apex.tracking.sweep_parent import SweepParent
+
         super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
         assert self.launcher is not None
         self._launcher_launch = self.launcher.launch
@@ -64,6 +69,9 @@ class ApexSweeper(BasicSweeper):
 
     def job_key(self, overrides: Sequence[str]) -> tuple[str, str]:
         """(cell, seed) of one job, from its composed config without the hydra node, as the recipe computes it."""
+        from apex.configs import cell_of, load_configs
+        from apex.tracking.params import flatten
+
         assert self.hydra_context is not None and self.config is not None
         composed = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
         hydra_config = HydraConfig.instance()
@@ -79,6 +87,8 @@ class ApexSweeper(BasicSweeper):
         return cell_of(flatten(task), load_configs(task)), str(task["seed"])
 
     def get_job_batch(self) -> Sequence[Sequence[str]]:
+        from apex.tracking.mlflow_run import PARENT_RUN_ENV
+
         assert self.parent is not None and self.overrides is not None
         if self.batch_index == 0:  # the parent's close counts planned jobs that never started as failed
             self.parent.record_planned(sum(len(batch) for batch in self.overrides))
