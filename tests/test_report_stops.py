@@ -121,3 +121,17 @@ def test_aa_section_states_the_count_and_what_to_expect() -> None:
     assert "**arm=plain** at stop 1: seeds [0, 1, 2] against [3, 4, 5]" in text
     assert f"Over 10 half-splits the primary test rejected {int(aa['rejected'].sum())}" in text
     assert "about 0.5 expected" in text
+
+
+def test_the_stop_fixed_in_the_sweep_config_is_read_from_the_runs_params() -> None:
+    from apex.report.build import fixed_stop
+
+    notes: list[str] = []
+    logged = {"a": {"report.stop": "0.5"}, "b": {"report.stop": "0.5"}}
+    assert fixed_stop(ReportConfig(), logged, notes) == 0.5 and not notes
+    assert fixed_stop(ReportConfig(), {"a": {"report.stop": "null"}, "b": {}}, notes) is None  # symmetric choice
+    assert fixed_stop(ReportConfig(stop=1.0), logged, notes) == 1.0  # --stop wins, and says so
+    assert notes == ["--stop 1 overrides the sweep config's report.stop (0.5)"]
+    mixed = {"a": {"report.stop": "0.5"}, "b": {"report.stop": "1.0"}}
+    assert fixed_stop(ReportConfig(), mixed, notes) is None
+    assert "different report.stop values (0.5, 1.0)" in notes[-1]
