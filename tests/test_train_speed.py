@@ -112,3 +112,4 @@ def test_eta_counts_steps_and_evaluations() -> None:
     assert eta.remaining(5) == 5 * 3.0 + 1 * 50.0
     assert eta.describe(5) == "about 1 min 05 s left: 5 steps x 3.0 s + 1 evaluations x 50 s"
     assert format_seconds(59.6) == "1 min 00 s" and format_seconds(7) == "7 s"
+    assert format_seconds(8453) == "2 h 20 min"
