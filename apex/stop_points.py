@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from apex.data import Dataset
-from apex.eval import evaluate_embeddings
+from apex.eval.stop_point import EvalTarget, StopPointEval, evaluate_stop_point
+from apex.eval.trec import write_qrels, write_run
 from apex.model import Encoder, save_adapter
 from apex.summary import Summary
 from apex.tracking import JobRun
@@ -33,18 +32,32 @@ class StopPoints:
     summary: Summary
 
     def evaluate(self, step: int, fraction: float) -> None:
-        eval_cfg = self.job.cfg.eval
-        test, val = self.data.splits["test"], self.data.splits["val"]
-        result = self._score(test, self.views.test_docs)
+        """Test (and validation) at this stop point; step 0 comes from the step-0 cache when a job stored it."""
+        if step == 0:
+            log_qrels(self.tracker, self.data.splits, self.job.out_dir)
+        targets = [EvalTarget("test", self.data.splits["test"], self.views.test_docs)]
+        if self.job.cfg.eval.on_val and len(self.data.splits["val"].queries):
+            targets.append(EvalTarget("val", self.data.splits["val"], self.views.val_docs))
+        evaluated = evaluate_stop_point(
+            self.encoder,
+            targets,
+            self.job.cfg.eval,
+            step=step,
+            cache_dir=self.job.cache_dir / "step0_eval",
+            progress=self.job.progress,
+        )
         self.summary.steps[step] = fraction
-        self.summary.test[step] = result.metrics
-        self.tracker.log_metrics({**result.metrics, "stop_fraction": fraction}, step=step)
-        self.tracker.log_table(result.per_query, f"per_query/step_{step:06d}.json")
-        if eval_cfg.on_val and len(val.queries):
-            val_result = self._score(val, self.views.val_docs)
-            self.summary.val[step] = val_result.metrics
-            self.tracker.log_metrics({f"val_{k}": v for k, v in val_result.metrics.items()}, step=step)
-        log.info("step %d (stop %.2f): test rank@1 %.4f", step, fraction, result.metrics["rank_at_1"])
+        self.summary.test[step] = evaluated.results["test"].metrics
+        if "val" in evaluated.results:
+            self.summary.val[step] = evaluated.results["val"].metrics
+        self.tracker.log_metrics({"stop_fraction": fraction}, step=step)
+        log_stop_point(self.tracker, evaluated, step, self.job.out_dir)
+        if step == 0 and evaluated.cache_hits:
+            hit = all(evaluated.cache_hits.values())
+            self.summary.extra["step-0 evaluation"] = "cache hit" if hit else "cache miss (computed and stored)"
+        metrics = self.summary.test[step]
+        ndcg = metrics.get("ndcg_at_10", float("nan"))
+        log.info("step %d (stop %.2f): test nDCG@10 %.4f, rank@1 %.4f", step, fraction, ndcg, metrics["rank_at_1"])
 
     def evaluate_and_save(self, step: int, fraction: float) -> None:
         self.evaluate(step, fraction)
@@ -53,12 +66,30 @@ class StopPoints:
     def adapter_dir(self, step: int) -> Path:
         return self.job.out_dir / "adapters" / f"step_{step:06d}"  # kept with the run's Hydra outputs
 
-    def _score(self, split: Dataset, documents: pd.DataFrame) -> Any:
-        """Embed a split's queries and documents (in the evaluation view); rank every query against the corpus."""
-        cfg, progress = self.job.cfg.eval, self.job.progress
-        encode = self.encoder.encode
-        query_emb = encode(list(split.queries["text"]), "query", show_progress=progress, batch_size=cfg.batch_size)
-        doc_emb = encode(list(documents["text"]), "document", show_progress=progress, batch_size=cfg.batch_size)
-        return evaluate_embeddings(
-            query_emb, doc_emb, split.queries, split.corpus, split.qrels, ks=cfg.ks, chunk_size=cfg.chunk_size
-        )
+
+def log_stop_point(tracker: JobRun, evaluated: StopPointEval, step: int, out_dir: Path) -> None:
+    """Log one stop point: metrics (val_ prefixed for validation), the test per-query table, and for every split a
+    TREC run file (top eval.run_depth per query) beside the qrels, so ranx / trec_eval / ir_measures can re-score
+    it. Step 0 also says whether it came from the step-0 cache."""
+    for name, result in evaluated.results.items():
+        prefix = "" if name == "test" else f"{name}_"
+        tracker.log_metrics({f"{prefix}{k}": v for k, v in result.metrics.items()}, step=step)
+        if name == "test":
+            tracker.log_table(result.per_query, f"per_query/step_{step:06d}.json")
+        if result.run is not None:
+            folder = f"trec/step_{step:06d}"
+            tracker.log_artifact(
+                write_run(result.run, out_dir / folder / f"{name}.run", tag=f"apex-step{step}"), folder
+            )
+    if step == 0 and evaluated.cache_hits:
+        hit = all(evaluated.cache_hits.values())
+        tracker.set_tags({"apex.step0_cache": "hit" if hit else "miss"})
+        tracker.log_metrics({"step0_cache_hit": float(hit)})
+
+
+def log_qrels(tracker: JobRun, splits: dict[str, Dataset], out_dir: Path) -> None:
+    """The qrels of the evaluated splits as TREC files (trec/qrels/<split>.qrels): the runs' answer keys."""
+    for name in ("val", "test"):
+        if len(splits[name].qrels):
+            path = write_qrels(splits[name].qrels, out_dir / "trec" / "qrels" / f"{name}.qrels")
+            tracker.log_artifact(path, "trec/qrels")

@@ -42,15 +42,18 @@ class Summary:
         lines = [
             f"apex run {self.run_id}  cell {self.cell}  seed {self.seed}",
             f"test split: {self.n_queries} queries against a corpus of {self.corpus_size} documents",
-            f"{'step':>6} {'stop':>6} {'rank@1':>8} {'R@10':>7} {'MRR@10':>7} {'val rank@1':>11}",
+            f"{'step':>6} {'stop':>9} {'rank@1':>8} {'R@10':>7} {'MRR@10':>7} {'nDCG@10':>8} {'val rank@1':>11} "
+            f"{'val nDCG@10':>12}",
         ]
+        nan = float("nan")  # a metric absent when eval.ks does not end at 10
         for step, fraction in self.steps.items():
-            metrics = self.test[step]
-            val = self.val.get(step, {}).get("rank_at_1")
+            metrics, val = self.test[step], self.val.get(step)
             label = "zero-shot" if step == 0 else f"{fraction:.2f}"
+            val_cols = "" if val is None else f"{100 * val['rank_at_1']:10.2f}% {val.get('ndcg_at_10', nan):12.4f}"
             lines.append(
-                f"{step:>6} {label:>9} {100 * metrics['rank_at_1']:7.2f}% {100 * metrics['recall_at_10']:6.2f}% "
-                f"{metrics['mrr_at_10']:7.4f} {'' if val is None else f'{100 * val:10.2f}%'}"
+                f"{step:>6} {label:>9} {100 * metrics['rank_at_1']:7.2f}% "
+                f"{100 * metrics.get('recall_at_10', nan):6.2f}% "
+                f"{metrics.get('mrr_at_10', nan):7.4f} {metrics.get('ndcg_at_10', nan):8.4f} {val_cols}"
             )
         for key, value in self.extra.items():
             lines.append(f"{key}: {value}")

@@ -58,3 +58,31 @@ def test_stop_steps_and_budget() -> None:
         TrainConfig.from_cfg({"stop_points": [0.5, 0.25]})
     with pytest.raises(ValueError, match=r"training\.learning_rate: unknown key"):
         TrainConfig.from_cfg({"learning_rate": 0.1})
+
+
+def test_a_query_with_several_positives_trains_on_each_and_never_against_them() -> None:
+    queries = pd.DataFrame({"query_id": ["q1", "q2"], "text": ["a?", "b?"]})
+    docs = pd.DataFrame({"doc_id": ["d1", "d2", "d3", "d4", "d5"], "text": ["A", "B", "C", "D", "E"]})
+    qrels = pd.DataFrame(
+        {"query_id": ["q1", "q1", "q1", "q2"], "doc_id": ["d1", "d2", "d3", "d4"], "relevance": [2, 1, 1, 1]}
+    )
+    negatives = pd.DataFrame(
+        {"query_id": ["q1", "q2"], "doc_id": ["d5", "d1"], "band": ["hard"] * 2, "score": [0.5] * 2, "rank": [1] * 2}
+    )
+    examples = build_examples(queries, docs, qrels, negatives)
+    assert [(e.query_id, e.doc_id) for e in examples] == [("q1", "d1"), ("q1", "d2"), ("q1", "d3"), ("q2", "d4")]
+    batch = collate(examples, relevant_sets(qrels))
+    # columns: positives d1 d2 d3 d4, then negatives d5 d5 d5 (q1's, once per example) and d1 (q2's)
+    assert batch.documents == ["A", "B", "C", "D", "E", "E", "E", "A"]
+    q1_row = [True, True, True, False, False, False, False, True]  # every labelled positive of q1 is masked
+    q2_row = [False, False, False, True, False, False, False, False]
+    assert batch.relevant_mask.tolist() == [q1_row, q1_row, q1_row, q2_row]
+    # Each q1 row scores only its own target (1/t) against the non-relevant d4 and d5 x3 (all 0): the other
+    # positives of q1 neither help nor hurt. q2's row sees its target against all seven others (0).
+    t = 0.5
+    d = torch.tensor([[1.0, 0.0]] * 3 + [[0.0, 1.0]] + [[0.0, 0.0]] * 3 + [[1.0, 0.0]])
+    q = torch.tensor([[1.0, 0.0]] * 3 + [[0.0, 1.0]])
+    loss = InfoNCELoss(t)(q, d, batch.relevant_mask)
+    q1_loss = -math.log(math.exp(1 / t) / (math.exp(1 / t) + 4))
+    q2_loss = -math.log(math.exp(1 / t) / (math.exp(1 / t) + 7))
+    assert loss.item() == pytest.approx((3 * q1_loss + q2_loss) / 4, rel=1e-4)

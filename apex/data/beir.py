@@ -117,22 +117,31 @@ def _read_qrels(path: Path, query_ids: set[str], doc_ids: set[str]) -> list[tupl
     return rows
 
 
-def load_beir(folder: Path, split: str = "test", name: str = "beir") -> Dataset:
-    """Read a BEIR folder; the queries are those with a relevant document in `qrels/<split>.tsv`."""
-    require_dir(folder)
-    corpus_path = find_file(folder, "corpus.jsonl")
-    queries_path = find_file(folder, "queries.jsonl")
-    qrels_path = find_file(require_dir(folder / "qrels"), f"{split}.tsv")
+def read_beir_folder(folder: Path, splits: list[str]) -> tuple[list, list, dict[str, list]]:
+    """(corpus rows, query rows, {split: relevant qrels rows}) of a BEIR folder, each file read and checked once.
 
-    corpus = _read_corpus(corpus_path)
-    all_queries = _read_queries(queries_path)
-    qrels = _read_qrels(qrels_path, {q for q, _ in all_queries}, {d for d, _, _ in corpus})
+    A split whose `qrels/<split>.tsv` is absent is left out of the dict (callers decide whether that is an error).
+    """
+    require_dir(folder)
+    corpus = _read_corpus(find_file(folder, "corpus.jsonl"))
+    queries = _read_queries(find_file(folder, "queries.jsonl"))
+    qrels_dir = require_dir(folder / "qrels")
+    query_ids, doc_ids = {q for q, _ in queries}, {d for d, _, _ in corpus}
+    qrels = {}
+    for split in splits:
+        if (qrels_dir / f"{split}.tsv").exists() or (qrels_dir / f"{split}.tsv.gz").exists():
+            qrels[split] = _read_qrels(find_file(qrels_dir, f"{split}.tsv"), query_ids, doc_ids)
+    return corpus, queries, qrels
+
+
+def beir_dataset(name: str, folder: Path, corpus: list, all_queries: list, qrels: list, split: str) -> Dataset:
+    """The Dataset of one qrels split: the whole corpus, and the queries judged in that split."""
     judged = {q for q, _, _ in qrels}
     queries = [row for row in all_queries if row[0] in judged]
     if len(queries) < len(all_queries):
         log.info(
             "%s: skipped %d of %d queries with no relevant document in split %r",
-            queries_path,
+            folder / "queries.jsonl",
             len(all_queries) - len(queries),
             len(all_queries),
             split,
@@ -140,6 +149,14 @@ def load_beir(folder: Path, split: str = "test", name: str = "beir") -> Dataset:
     ds = Dataset(name, make_corpus(corpus), make_queries(queries), make_qrels(qrels), str(folder))
     ds.validate()
     return ds
+
+
+def load_beir(folder: Path, split: str = "test", name: str = "beir") -> Dataset:
+    """Read a BEIR folder; the queries are those with a relevant document in `qrels/<split>.tsv`."""
+    require_dir(folder)
+    find_file(require_dir(folder / "qrels"), f"{split}.tsv")  # a missing split fails before the big files are read
+    corpus, queries, qrels = read_beir_folder(folder, [split])
+    return beir_dataset(name, folder, corpus, queries, qrels[split], split)
 
 
 def load_corpus_only(path: Path, *, name: str = "corpus") -> Dataset:

@@ -13,6 +13,7 @@ from apex.schema import read_dataclass
 
 QUERY_MODES = ("first", "all")
 QUERY_SOURCES = ("dataset", "llm")
+SPLIT_MODES = ("by_document", "given")
 SPLIT_NAMES = ("train", "val", "test")
 REST = "rest"
 
@@ -40,6 +41,12 @@ class DatasetConfig:
     - max_documents: None, or first draw this many documents at random (small runs).
     - queries: `dataset` (the file's own queries) or `llm` (one LLM-written query per document, made by the recipe
       with the `erm` group's LLM backend after the split; for corpora without queries, e.g. `name: corpus`).
+    - split: `by_document` (seeded document split above; the default) or `given` (a BEIR folder's own splits:
+      qrels/train.tsv, qrels/dev.tsv or a carve-out of training queries, qrels/test.tsv; val and test are ranked
+      against the whole corpus; `splits`, `max_documents` and `beir_split` do not apply; see apex.data.given).
+    - val_from_train: with `split: given` and no qrels/dev.tsv, the training queries carved out (seeded by
+      split_seed) for validation: a fraction in (0, 1) or a count >= 1.
+    - join_title: embed "title text" (BEIR's and MTEB's convention) instead of the text alone.
     """
 
     name: str = "squad"
@@ -55,6 +62,9 @@ class DatasetConfig:
     split_seed: int = 0
     max_documents: int | None = None
     queries: str = "dataset"
+    split: str = "by_document"
+    val_from_train: int | float = 0.1
+    join_title: bool = False
 
     @classmethod
     def from_cfg(cls, mapping: Mapping[str, Any] | None, source: str | PathLike[str] = "config") -> DatasetConfig:
@@ -72,7 +82,7 @@ class DatasetConfig:
             return ConfigError(f"dataset.{key}", message)
 
         choices = {"name": tuple(LOADERS), "query_mode": QUERY_MODES, "train_query_mode": QUERY_MODES}
-        for key, allowed in {**choices, "queries": QUERY_SOURCES}.items():
+        for key, allowed in {**choices, "queries": QUERY_SOURCES, "split": SPLIT_MODES}.items():
             if getattr(self, key) not in allowed:
                 raise fail(key, f"{getattr(self, key)!r} is not one of {list(allowed)}")
         for key in ("beir_split", "query_field", "document_field", "query_id_field", "doc_id_field"):
@@ -85,6 +95,11 @@ class DatasetConfig:
         _check_splits(self.splits, fail)
         if self.name == "corpus" and self.queries != "llm":
             raise fail("queries", "name 'corpus' has no queries of its own: set queries: llm")
+        carve = self.val_from_train
+        if not ((isinstance(carve, int) and carve >= 1) or (isinstance(carve, float) and 0.0 < carve < 1.0)):
+            raise fail("val_from_train", f"expected a fraction in (0, 1) or a count >= 1, got {carve!r}")
+        if self.split == "given" and self.name != "beir":
+            raise fail("split", f"'given' needs a dataset that brings its own splits (name: beir), not {self.name!r}")
         if self.path is None and self.name != "squad":
             raise fail("path", f"is null, which means the bundled SQuAD set, but name is {self.name!r}")
 

@@ -225,6 +225,13 @@ class Dataset:
             log.info("%s: first query of each document: %d queries kept, %d dropped", self.name, len(queries), dropped)
         return self._replace(self.corpus, queries, qrels)
 
+    def with_titles_joined(self) -> Dataset:
+        """Document text becomes ``(title + " " + text).strip()``: the join BEIR, MTEB and sentence-transformers use
+        for titled corpora, so a score here is comparable with theirs. Untitled documents are unchanged."""
+        joined = (self.corpus["title"] + " " + self.corpus["text"]).str.strip()
+        corpus = self.corpus.assign(text=joined.where(self.corpus["title"] != "", self.corpus["text"]))
+        return self._replace(corpus, self.queries, self.qrels)
+
     def with_query_mode(self, mode: str) -> Dataset:
         """`all`: unchanged; `first`: `first_query_per_document()`."""
         if mode == "all":

@@ -65,4 +65,6 @@ def load_dataset(cfg: DatasetConfig) -> Dataset:
     elif ds.queries.empty:
         raise InputError("holds no queries with a relevant document (dataset.queries=llm writes some)", file=path)
     log.info("loaded %s from %s: %d documents, %d queries, %d qrels", cfg.name, path, *ds.counts().values())
+    if cfg.join_title:
+        ds = ds.with_titles_joined()
     return ds.with_query_mode(cfg.query_mode)

@@ -24,6 +24,7 @@ import numpy as np
 
 from apex.data.config import REST, SPLIT_NAMES, DatasetConfig, SplitSize
 from apex.data.dataset import Dataset
+from apex.data.given import given_splits
 from apex.data.loaders import load_dataset
 
 log = logging.getLogger("apex.data")
@@ -127,11 +128,15 @@ def split_by_document(ds: Dataset, sizes: Mapping[str, SplitSize], seed: int) ->
 
 def prepare_splits(cfg: DatasetConfig) -> dict[str, Dataset]:
     """Load every query, optionally subsample documents, split by document, then apply the per-split query mode
-    (train: `train_query_mode`; val and test: `query_mode`)."""
-    ds = load_dataset(dataclasses.replace(cfg, query_mode="all"))
-    if cfg.max_documents is not None:
-        ds = subsample_documents(ds, cfg.max_documents, cfg.split_seed)
-    splits = split_by_document(ds, cfg.splits, cfg.split_seed)
+    (train: `train_query_mode`; val and test: `query_mode`). `split: given` takes the folder's own splits instead
+    (apex.data.given)."""
+    if cfg.split == "given":
+        splits = given_splits(cfg)
+    else:
+        ds = load_dataset(dataclasses.replace(cfg, query_mode="all"))
+        if cfg.max_documents is not None:
+            ds = subsample_documents(ds, cfg.max_documents, cfg.split_seed)
+        splits = split_by_document(ds, cfg.splits, cfg.split_seed)
     modes = {"train": cfg.train_query_mode, "val": cfg.query_mode, "test": cfg.query_mode}
     return {split: part.with_query_mode(modes[split]) for split, part in splits.items()}
 

@@ -23,6 +23,8 @@ class EvalConfig:
     batch_size: int = 128
     chunk_size: int = 16384
     on_val: bool = True
+    run_depth: int = 100  # documents per query in the TREC run file of each stop point (also gives recall_at_D)
+    cache_step0: bool = True  # re-use the base model's evaluation across the seeds and arms of a sweep
 
     @classmethod
     def from_cfg(cls, section: Mapping[str, Any] | None, key: str = "eval") -> EvalConfig:
@@ -31,6 +33,6 @@ class EvalConfig:
     def validate(self) -> None:
         if not self.ks or min(self.ks) < 1 or 1 not in self.ks:
             raise ConfigError("eval.ks", f"must be positive cut-offs including 1, got {list(self.ks)}")
-        for key in ("batch_size", "chunk_size"):
+        for key in ("batch_size", "chunk_size", "run_depth"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"eval.{key}", f"must be >= 1, got {getattr(self, key)}")

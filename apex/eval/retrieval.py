@@ -34,10 +34,13 @@ class EvalResult:
     ``per_query``: one row per query in the order of the queries table, columns query_id, gold_doc (the best-ranked
     relevant document), gold_rank (int, 1-based, exact beyond K), gold_score, top_doc, top_score, n_relevant, then
     one column per metric (rank_at_1 as 0/1 int64, the rest float64) whose mean is the aggregate.
+
+    ``run``: with ``run_depth``, the ranked top documents per query (the TREC run file's rows; apex.eval.trec).
     """
 
     metrics: dict[str, float]
     per_query: pd.DataFrame
+    run: pd.DataFrame | None = None  # query_id, doc_id, rank (1-based), score: each query's top run_depth
 
 
 def check_ks(ks: Sequence[int]) -> tuple[int, ...]:
@@ -195,8 +198,12 @@ def evaluate_embeddings(
     *,
     ks: Sequence[int] = (1, 5, 10),
     chunk_size: int = 16384,
+    run_depth: int | None = None,
 ) -> EvalResult:
     """Score every query against the whole corpus and report rank@1, recall@k, MRR@K, nDCG@K (K = max(ks)).
+
+    ``run_depth`` D > K also keeps each query's top D as ``EvalResult.run`` (for a TREC run file) and adds
+    recall_at_D; the K metrics are unchanged (one search to depth max(K, D) serves both).
 
     Rows of ``query_emb`` follow ``queries``, rows of ``doc_emb`` follow ``corpus``; both L2-normalised, so the
     inner product is the cosine. Ties between equal scores go to the earlier document in ``corpus``. Qrels may hold
@@ -227,7 +234,8 @@ def evaluate_embeddings(
 
     started = time.perf_counter()
     top = ks[-1]
-    top_scores, top_indices = topk_cosine(query_emb, doc_emb, top, chunk_size=chunk_size)  # (n_queries, min(K, N))
+    depth = max(top, int(run_depth or 0))
+    top_scores, top_indices = topk_cosine(query_emb, doc_emb, depth, chunk_size=chunk_size)  # (n_queries, min(D, N))
     gains = gains_at_ranks(top_indices, rel_query, rel_doc, rel_gain, len(corpus))
     n_relevant = np.bincount(rel_query, minlength=len(queries))
     columns: dict[str, np.ndarray] = {"rank_at_1": hit_at(gains, 1)}
@@ -236,6 +244,8 @@ def evaluate_embeddings(
             columns[f"recall_at_{k}"] = recall_at(gains, n_relevant, k)
     columns[f"mrr_at_{top}"] = reciprocal_rank_at(gains, top)
     columns[f"ndcg_at_{top}"] = ndcg_at(gains, ideal_gains(rel_query, rel_gain, len(queries), top), top)
+    if depth > top:
+        columns[f"recall_at_{depth}"] = recall_at(gains, n_relevant, depth)
     gold_doc, gold_rank, gold_score = _gold(query_emb, doc_emb, pairs, gains, top_scores, top_indices, chunk_size)
 
     doc_ids = corpus["doc_id"].to_numpy()
@@ -262,4 +272,15 @@ def evaluate_embeddings(
         time.perf_counter() - started,
         ", ".join(f"{name}={value:.4f}" for name, value in metrics.items() if name in columns),
     )
-    return EvalResult(metrics=metrics, per_query=per_query)
+    run = None
+    if run_depth:
+        cut = min(int(run_depth), top_indices.shape[1])
+        run = pd.DataFrame(
+            {
+                "query_id": np.repeat(queries["query_id"].to_numpy(), cut),
+                "doc_id": doc_ids[top_indices[:, :cut].ravel()],
+                "rank": np.tile(np.arange(1, cut + 1), len(queries)),
+                "score": top_scores[:, :cut].ravel().astype(np.float64),
+            }
+        )
+    return EvalResult(metrics=metrics, per_query=per_query, run=run)

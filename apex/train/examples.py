@@ -35,6 +35,12 @@ def build_examples(
 ) -> list[Example]:
     """One example per relevant (query, document) pair, in qrels order.
 
+    A query with n labelled positives (BEIR: tens, graded) yields n examples, so each epoch trains on every
+    labelled pair once (rather than one positive sampled per query and epoch: with a step budget shorter than an
+    epoch, as on CPU, every pair is still equally likely to be drawn). The other positives of that query are never
+    negatives: ``collate`` masks every labelled positive of a query, whether it appears as another example's
+    positive or as a mined negative, and the samplers exclude labelled positives from the candidates.
+
     ``documents`` holds the training view of the corpus (plain text or rendered maps); ``query_texts`` optionally
     replaces query texts (maps of queries, when ``erm.apply_to`` asks for it). Negatives come from the sampler's
     table (query_id, doc_id, band, score, rank), in its rank order.

@@ -1,0 +1,82 @@
+"""A disk cache of the base model's (step 0's) evaluation, shared by every seed and arm of a sweep.
+
+Step 0 is the zero-shot base model: its test and validation scores depend only on the model (weights, pooling,
+lengths, prefixes, precision), the data (queries, qrels, the documents in the evaluation view) and the evaluation
+settings, never on the seed or the arm. So the first job of a sweep computes them and every later job re-uses them:
+
+    <root>/<key>/metrics.json, per_query.parquet, run.parquet      key = sha256 of the JSON of those inputs
+
+A hit returns exactly what was stored (same floats), so step-0 rows are identical across a sweep. Entries are
+written to a temporary folder and renamed into place: a crash leaves no half entry, and two jobs racing to write
+the same key both succeed (the loser's copy is dropped; both computed the same values).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from apex.eval.retrieval import EvalResult
+
+log = logging.getLogger("apex.eval")
+
+FORMAT = "apex.step0/1"
+
+
+def eval_key(
+    model: Mapping[str, Any], data_fingerprint: str, view_fingerprint: str, settings: Mapping[str, Any]
+) -> str:
+    """sha256 (hex) of everything step 0's scores depend on: the encoder's identity, the split's content, the
+    evaluation view of its documents, and the evaluation settings (cut-offs, run depth)."""
+    payload = {
+        "format": FORMAT,
+        "model": dict(model),
+        "data": data_fingerprint,
+        "view": view_fingerprint,
+        "settings": dict(settings),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode("utf-8")).hexdigest()
+
+
+class Step0Cache:
+    """``load(key)`` → EvalResult or None; ``save(key, result)``. See the module docstring."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def load(self, key: str) -> EvalResult | None:
+        folder = self.root / key
+        try:
+            metrics = json.loads((folder / "metrics.json").read_text("utf-8"))
+            per_query = pd.read_parquet(folder / "per_query.parquet")
+            run = pd.read_parquet(folder / "run.parquet") if (folder / "run.parquet").exists() else None
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as err:  # a damaged entry is recomputed, not trusted
+            log.warning("step-0 cache entry %s is unreadable (%s): recomputing", folder, err)
+            return None
+        return EvalResult(metrics=metrics, per_query=per_query, run=run)
+
+    def save(self, key: str, result: EvalResult) -> None:
+        target = self.root / key
+        if target.exists():
+            return
+        tmp = self.root / f".{key}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        (tmp / "metrics.json").write_text(json.dumps(result.metrics, indent=1), "utf-8")
+        result.per_query.to_parquet(tmp / "per_query.parquet", index=False)
+        if result.run is not None:
+            result.run.to_parquet(tmp / "run.parquet", index=False)
+        try:
+            tmp.rename(target)
+        except OSError:  # another job stored the same key first
+            shutil.rmtree(tmp, ignore_errors=True)
