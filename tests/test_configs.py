@@ -40,7 +40,8 @@ def test_every_group_has_options(group: str) -> None:
 
 @pytest.mark.parametrize(("group", "option"), [(g, o) for g in GROUPS for o in options(g)])
 def test_every_option_composes_and_validates(group: str, option: str) -> None:
-    typed = load_configs(compose_with([f"{group}={option}"]))
+    required = {("dataset", "beir"): ["dataset.path=/data/some-beir-folder"]}  # `path: ???` must be given
+    typed = load_configs(compose_with([f"{group}={option}", *required.get((group, option), [])]))
     assert isinstance(typed, RunConfigs)
     if group in ("erm", "sampler", "model", "dataset"):
         assert getattr(typed, group).name == option

@@ -15,6 +15,10 @@ from mlflow.tracking import MlflowClient
 ranx = pytest.importorskip("ranx")
 
 
+pytestmark = pytest.mark.slow  # two apex.run jobs in a subprocess (~50 s of CPU); the fast unit tests are in
+# test_eval_trec_cache.py
+
+
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("beir_e2e")
@@ -50,7 +54,7 @@ def test_trec_artifacts_rescore_to_the_logged_metrics(sweep, tmp_path) -> None:
     names = {"ndcg_at_10": "ndcg@10", "mrr_at_10": "mrr@10", "recall_at_100": "recall@100", "rank_at_1": "hits@1"}
     for step in (0, 1, 2):
         path = client.download_artifacts(run_id, f"trec/step_{step:06d}/test.run", str(tmp_path / str(step)))
-        assert sum(1 for _ in Path(path).open()) == 7 * 40  # top 100 per query, capped by the 40 documents
+        assert len(Path(path).read_text().splitlines()) == 7 * 40  # top 100 per query, capped by the 40 documents
         scores = ranx.evaluate(qrels, ranx.Run.from_file(path, "trec"), list(names.values()))
         for ours, theirs in names.items():
             logged = [m.value for m in client.get_metric_history(run_id, ours) if m.step == step]
