@@ -125,6 +125,7 @@ def pilots_from_sweep(config, arm_query_ratio: float) -> tuple[list[Pilot], int]
     """Pilots of every compared configuration at its pre-chosen stop; baselines alone when nothing is compared."""
     from mlflow import MlflowClient
 
+    from apex.preflight import check_tracking
     from apex.report.baseline import cell_params, match_baselines
     from apex.report.build import fixed_stop, short_labels
     from apex.report.collect import STOP, PerQueryLoader, collect, per_query_values
@@ -132,6 +133,7 @@ def pilots_from_sweep(config, arm_query_ratio: float) -> tuple[list[Pilot], int]
     from apex.report.select import select_runs
     from apex.report.stops import choose_stop, display_stop
 
+    check_tracking(config.tracking_uri, config.experiment, must_exist=True)  # read-only: never create a database
     client = MlflowClient(tracking_uri=config.tracking_uri)
     sweep = collect(client, select_runs(client, config).runs)
     notes: list[str] = []
