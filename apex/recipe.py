@@ -41,6 +41,7 @@ from apex.store.outputs import (
 from apex.store.store import DataStore, Located
 from apex.summary import Summary
 from apex.tracking import JobRun, as_params, cell_label, flatten, git_state, reject_secrets_in_config
+from apex.tracking.view import NOTE_TAG, job_note, job_run_name
 from apex.train import build_examples, relevant_sets, train
 from apex.train.loop import TrainResult
 
@@ -58,6 +59,7 @@ class Job:
     label: str  # the command-line overrides that name the cell
     out_dir: Path  # Hydra's output folder of this job: adapters, plots
     store: DataStore  # prepared splits, maps, negatives: pinned by DVC or built by runs (apex/store)
+    overrides: tuple[str, ...] = ()  # the job's command-line overrides as given: its MLflow run name
 
     @property
     def progress(self) -> bool:
@@ -139,6 +141,7 @@ def configs(cfg: DictConfig, overrides: list[str] | None, output_dir: str | None
         label=cell_label(overrides or []),
         out_dir=out_dir,
         store=DataStore(store_root, typed.store, typed.paths.dvc_lock),
+        overrides=tuple(overrides or []),
     )
     if typed.job.torch_threads:
         torch.set_num_threads(typed.job.torch_threads)
@@ -217,7 +220,7 @@ def open_tracking(job: Job, data: Data, views: Views) -> JobRun:
     commit, dirty = git_state()
     tracker = JobRun(
         job.cfg.tracking,
-        run_name=job.cfg.job.run_name or f"{job.label} seed={seed}",
+        run_name=job.cfg.job.run_name or job_run_name(job.overrides, seed, job.cfg.tracking.uri),
         tags={
             "apex.kind": "job",
             "apex.cell": job.cell,
@@ -354,8 +357,6 @@ def evaluate_and_train(
         progress=job.progress,
         eval_seconds=time.perf_counter() - zero_shot_started,  # the remaining-time estimate counts evaluations
     )
-    if job.cfg.tracking.log_adapter:
-        tracker.log_artifact(stop_points.adapter_dir(max(result.stop_steps)), "adapter")  # the last stop point's
     return result
 
 
@@ -372,3 +373,6 @@ def finish(result: TrainResult, tracker: JobRun, summary: Summary, started: floa
         {"steps": summary.steps, "test": summary.test, "val": summary.val, "extra": summary.extra, "chosen": chosen},
         "summary.json",
     )
+    note = job_note(summary.cell, summary.seed, summary.corpus_size, summary.n_queries, summary.steps, summary.test,
+                    summary.val)  # fmt: skip
+    tracker.set_tags({NOTE_TAG: note})  # the run's description in the MLflow UI

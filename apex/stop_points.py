@@ -11,8 +11,10 @@ from apex.data import Dataset
 from apex.eval.stop_point import EvalTarget, StopPointEval, evaluate_stop_point
 from apex.eval.trec import write_qrels, write_run
 from apex.model import Encoder, save_adapter
+from apex.model.loading import public_base
 from apex.summary import Summary
 from apex.tracking import JobRun
+from apex.tracking.view import log_stop_point_adapter
 
 if TYPE_CHECKING:
     from apex.recipe import Data, Job, Views
@@ -61,7 +63,10 @@ class StopPoints:
 
     def evaluate_and_save(self, step: int, fraction: float) -> None:
         self.evaluate(step, fraction)
-        save_adapter(self.encoder.model, self.adapter_dir(step))
+        base_id = public_base(self.job.cfg.model.source)[0]  # not a local path: the adapter travels
+        saved = save_adapter(self.encoder.model, self.adapter_dir(step), base_id)
+        if self.job.cfg.tracking.log_adapter:  # every stop point's, so any stop the report picks can be exported
+            log_stop_point_adapter(self.tracker, saved, step)
 
     def adapter_dir(self, step: int) -> Path:
         return self.job.out_dir / "adapters" / f"step_{step:06d}"  # kept with the run's Hydra outputs

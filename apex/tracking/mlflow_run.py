@@ -41,9 +41,15 @@ def connect(cfg: TrackingConfig) -> str:
         Path(cfg.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(cfg.uri)
     client = MlflowClient()
+    from apex.tracking.view import mark_model_training  # local: view imports this module
+
     found = client.get_experiment_by_name(cfg.experiment)
-    if found is not None:
-        return found.experiment_id
+    experiment_id = found.experiment_id if found is not None else _create_experiment(client, cfg)
+    mark_model_training(client, experiment_id)
+    return experiment_id
+
+
+def _create_experiment(client: MlflowClient, cfg: TrackingConfig) -> str:
     location = cfg.artifact_root
     if "://" in location:
         location = f"{location}/{cfg.experiment}"

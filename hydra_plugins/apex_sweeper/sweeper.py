@@ -63,6 +63,11 @@ class ApexSweeper(BasicSweeper):
         resume = config.get("resume")
         overrides = " ".join(config.hydra.overrides.task)
         self.parent = SweepParent.start(tracking, str(config.hydra.sweep.dir), overrides, info.kind, resume)
+        if not resume:  # a short, distinct name and the swept keys, which jobs read to name themselves
+            from apex.tracking.view import name_sweep_parent
+
+            task, params = list(config.hydra.overrides.task), config.hydra.sweeper.get("params")
+            name_sweep_parent(self.parent.client, self.parent.run_id, task, str(config.hydra.sweep.dir), params)
         if resume:
             self.finished = self.parent.finished_jobs()
             log.info("resume: %d job(s) already FINISHED under %s", len(self.finished), self.parent.run_id)

@@ -1,0 +1,82 @@
+"""Log an export as an MLflow model (``sentence_transformers`` flavour) and register it.
+
+The pyfunc flavour calls ``SentenceTransformer.encode(texts, **params)``, so the signature declares the two
+params that pick the query or the document side: ``{"prompt_name": "query", "task": "query"}`` encodes queries
+(query prompt, query max length); no params encodes documents (the document prompt is empty for every apex model
+except ones configured otherwise, and the length cap is the longer of the two).
+
+    mlflow.pyfunc.load_model("runs:/<run id>/model").predict(["a question"], params={"prompt_name": "query",
+                                                                                    "task": "query"})
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from mlflow import MlflowClient
+
+from apex.export.export import ExportResult
+
+log = logging.getLogger("apex.export")
+
+QUERY_PARAMS = {"prompt_name": "query", "task": "query"}
+DOCUMENT_PARAMS = {"prompt_name": "document", "task": "document"}
+
+
+def model_name(step: int, last_step: int) -> str:
+    """``model`` for the run's last stop point, ``model-step<N>`` for an earlier one."""
+    return "model" if step == last_step else f"model-step{step}"
+
+
+def signature(dimension: int):  # -> mlflow.models.ModelSignature
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
+
+    return ModelSignature(
+        inputs=Schema([ColSpec("string")]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, dimension))]),
+        params=ParamSchema([ParamSpec("prompt_name", "string", "document"), ParamSpec("task", "string", "document")]),
+    )
+
+
+def log_export(client: MlflowClient, result: ExportResult, tags: Mapping[str, str] | None = None) -> str:
+    """Log ``result.out_dir`` to its run as an MLflow model; returns the model URI (``models:/<model id>``)."""
+    import mlflow
+    from sentence_transformers import SentenceTransformer
+
+    st_model = SentenceTransformer(str(result.out_dir), device="cpu")
+    run = client.get_run(result.run_id)
+    last = max(int(m.step) for m in client.get_metric_history(result.run_id, "stop_fraction"))
+    mlflow.set_tracking_uri(client.tracking_uri)
+    model_tags = {
+        "apex.run_id": result.run_id,
+        "apex.step": str(result.step),
+        "apex.stop_fraction": str(result.provenance.get("stop_fraction")),
+        "apex.base_model": str(result.provenance.get("base_model")),
+        **(tags or {}),
+    }
+    with mlflow.start_run(run_id=result.run_id, experiment_id=run.info.experiment_id):
+        info = mlflow.sentence_transformers.log_model(
+            st_model,
+            name=model_name(result.step, last),
+            signature=signature(int(result.provenance["dimension"])),
+            input_example=["What is the capital of France?", "Paris is the capital of France."],
+            extra_files=[str(result.out_dir / "README.md"), str(result.out_dir / "apex_export.json")],
+            tags=model_tags,
+            step=result.step,
+        )
+    log.info("logged MLflow model %s (run %s, step %d)", info.model_uri, result.run_id, result.step)
+    return info.model_uri
+
+
+def register(model_uri: str, name: str, tags: Mapping[str, Any], description: str | None = None) -> Any:
+    """A new version of registered model ``name`` from ``model_uri``, tagged with ``tags`` (strings)."""
+    import mlflow
+
+    version = mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in tags.items()})
+    if description:
+        MlflowClient().update_model_version(name, version.version, description=description)
+    return version

@@ -1,0 +1,191 @@
+"""Export round trips: a real run → merged sentence-transformers folder → the same embeddings and rank@1.
+
+Each model is trained for a few steps by `python -m apex.run` (float32, so the run's logged rank@1 is the figure
+the export must reproduce exactly), exported, then loaded by sentence-transformers in a fresh Python that never
+imports apex, and compared with the harness's own embeddings of the fine-tuned model (adapter attached).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+import torch
+from apex_cli import run_apex
+from mlflow import MlflowClient
+from peft import PeftModel
+
+from apex.export import ExportError, export_run
+from apex.export import export as export_module
+from apex.export.__main__ import main as export_main
+from apex.export.merge import MergeError, attach_adapter, load_base
+from apex.export.mlflow_model import QUERY_PARAMS, log_export, register
+from apex.export.source import load_source
+from apex.export.verify import VerificationError
+from apex.model import ModelConfig, load_encoder
+
+FAST = [
+    "experiment=smoke",
+    "dataset.max_documents=120",
+    "dataset.splits.test=40",
+    "dataset.splits.val=10",
+    "training.max_steps=4",
+    "model.bf16=false",
+]
+TEXTS = ["What is the capital of France?", "Who wrote the theory of relativity?", "a b c " * 60]
+
+
+def trained_run(tmp: Path, *overrides: str) -> tuple[MlflowClient, str]:
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "HF_HUB_OFFLINE": "1"}
+    done = run_apex(tmp, *FAST, *overrides, env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp}/mlflow.db")
+    experiment = client.get_experiment_by_name("apex")
+    (run,) = client.search_runs([experiment.experiment_id], "tags.`apex.kind` = 'job'")
+    return client, run.info.run_id
+
+
+def harness_embeddings(client: MlflowClient, run_id: str, step: int, tmp: Path) -> dict[str, tuple]:
+    """kind → (fine-tuned, base) embeddings of TEXTS by apex's own encoder, loaded the way the run loaded it."""
+    source = load_source(client, run_id)
+    cfg = ModelConfig.from_cfg(source.config["model"])
+    adapter = client.download_artifacts(run_id, source.adapters[step], str(tmp / "harness-adapter"))
+    encoder = load_encoder(cfg, torch.device("cpu"))
+    encoder.model = PeftModel.from_pretrained(encoder.model, adapter)
+    out = {}
+    for kind in ("query", "document"):
+        tuned = encoder.encode(TEXTS, kind)
+        with encoder.model.disable_adapter():
+            out[kind] = (tuned, encoder.encode(TEXTS, kind))
+    return out
+
+
+def fresh_python_encode(directory: Path) -> dict:
+    """SentenceTransformer(directory) in a new interpreter that has never imported apex."""
+    code = (
+        "import json, sys\n"
+        "from sentence_transformers import SentenceTransformer\n"
+        f"m = SentenceTransformer({str(directory)!r}, device='cpu')\n"
+        f"texts = {TEXTS!r}\n"
+        "tok = m.tokenize(['a b c'], task='query')['input_ids'][0].tolist()\n"
+        "print(json.dumps({'query': m.encode_query(texts).tolist(), 'document': m.encode_document(texts).tolist(),"
+        " 'plain': m.encode(['a question']).tolist(), 'tokens': tok, 'eos': m.tokenizer.eos_token_id,"
+        " 'apex_imported': any(k == 'apex' or k.startswith('apex.') for k in sys.modules)}))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "-c", code], cwd="/", env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def cosines(a, b) -> np.ndarray:
+    a, b = np.asarray(a), np.asarray(b)
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def check_round_trip(client: MlflowClient, run_id: str, tmp: Path) -> dict:
+    result = export_run(client, run_id, out_dir=tmp / "export")
+    check = result.rank_check
+    logged = load_source(client, run_id).metrics[result.step]["rank_at_1"]
+    assert check["equal"] and check["min_cosine"] >= 0.9999
+    assert check["rank_at_1"] == check["harness_rank_at_1"] == logged  # float32 run: the logged figure itself
+    loaded = fresh_python_encode(result.out_dir)
+    assert not loaded["apex_imported"] and np.asarray(loaded["plain"]).shape[0] == 1
+    for kind, (tuned, base) in harness_embeddings(client, run_id, result.step, tmp).items():
+        assert cosines(loaded[kind], tuned).min() >= 0.9999
+        assert cosines(tuned, base).min() < 0.99999  # the adapter moved the model: the export is not the base
+    card = (result.out_dir / "README.md").read_text()
+    assert run_id in card and "Wilson" in card and "Licence" in card
+    adapter_config = json.loads((result.out_dir / "adapter" / "adapter_config.json").read_text())
+    assert not adapter_config["base_model_name_or_path"].startswith("/")
+    return {"result": result, "loaded": loaded}
+
+
+@pytest.fixture(scope="module")
+def minilm(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("export-minilm")
+    client, run_id = trained_run(tmp)
+    return tmp, client, run_id
+
+
+def test_minilm_export_round_trip(minilm) -> None:
+    tmp, client, run_id = minilm
+    out = check_round_trip(client, run_id, tmp)
+    modules = json.loads((out["result"].out_dir / "modules.json").read_text())
+    assert [m["type"].rsplit(".", 1)[1] for m in modules] == ["Transformer", "Pooling", "Normalize"]
+    pooling = json.loads((out["result"].out_dir / "1_Pooling" / "config.json").read_text())
+    assert pooling["pooling_mode"] == "mean"
+
+
+def test_export_errors_name_what_exists(minilm, capsys) -> None:
+    tmp, client, run_id = minilm
+    with pytest.raises(ExportError, match=run_id):  # the message lists the store's runs
+        export_run(client, "0" * 32, out_dir=tmp / "nope")
+    with pytest.raises(
+        ExportError, match=r"no adapter for step 3; saved stop points: 2 \(stop 0.50\), 4 \(stop 1.00\)"
+    ):
+        export_run(client, run_id, step=3, out_dir=tmp / "nope")
+    with pytest.raises(ExportError, match="step 0 is the untrained base model"):
+        export_run(client, run_id, step=0, out_dir=tmp / "nope")
+    code = export_main([run_id, "--step", "7", "--tracking-uri", client.tracking_uri, "--out", str(tmp / "nope")])
+    assert code == 1 and "saved stop points" in capsys.readouterr().err
+    assert not (tmp / "nope").exists()
+
+
+def test_merge_that_keeps_the_base_is_caught(minilm, monkeypatch) -> None:
+    """The trap seen: a merge that returns the base weights. The probes must refuse to write it."""
+    tmp, client, run_id = minilm
+    monkeypatch.setattr(export_module, "merge", lambda peft_model: peft_model.unload())  # drops the adapter
+    with pytest.raises(VerificationError, match=r"merged model (differs from the fine-tuned|gives exactly the base)"):
+        export_run(client, run_id, out_dir=tmp / "trap", verify=False)
+
+
+def test_adapter_for_another_model_is_refused(minilm) -> None:
+    tmp, client, run_id = minilm
+    source = load_source(client, run_id)
+    adapter = Path(client.download_artifacts(run_id, source.adapters[4], str(tmp / "bad")))
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(str(adapter / "adapter_model.safetensors"))
+    save_file(
+        {k.replace("layer.", "block."): v for k, v in weights.items()}, str(adapter / "adapter_model.safetensors")
+    )
+    loaded = load_base(ModelConfig.from_cfg(source.config["model"]))
+    with pytest.raises(MergeError, match="does not fit the base model"):
+        attach_adapter(loaded.model, adapter)
+
+
+def test_mlflow_model_encodes_and_registers(minilm) -> None:
+    tmp, client, run_id = minilm
+    result = export_run(client, run_id, out_dir=tmp / "for-mlflow", verify=False)
+    uri = log_export(client, result)
+    mlflow.set_tracking_uri(client.tracking_uri)
+    model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
+    from sentence_transformers import SentenceTransformer
+
+    direct = SentenceTransformer(str(result.out_dir), device="cpu")
+    served = np.asarray(model.predict(TEXTS, params=QUERY_PARAMS))
+    assert cosines(served, direct.encode_query(TEXTS)).min() >= 0.9999
+    assert cosines(np.asarray(model.predict(TEXTS)), direct.encode_document(TEXTS)).min() >= 0.9999
+    assert model.metadata.signature.params is not None
+    version = register(uri, "apex-export-test", {"rank_at_1": 0.5, "apex.run_id": run_id})
+    tags = client.get_model_version("apex-export-test", version.version).tags
+    assert tags == {"rank_at_1": "0.5", "apex.run_id": run_id}
+
+
+def test_tiny_mistral_qlora_export_round_trip(tmp_path) -> None:
+    """The paper's code path: 4-bit NF4 Mistral + LoRA, last-token pooling with EOS; merged into a float copy."""
+    client, run_id = trained_run(tmp_path, "model=mistral_tiny")
+    out = check_round_trip(client, run_id, tmp_path)
+    loaded = out["loaded"]
+    assert loaded["tokens"][-1] == loaded["eos"]  # every text ends with EOS, as in training
+    config = json.loads((out["result"].out_dir / "config.json").read_text())
+    assert config["model_type"] == "mistral" and "quantization_config" not in config
+    pooling = json.loads((out["result"].out_dir / "1_Pooling" / "config.json").read_text())
+    assert pooling["pooling_mode"] == "lasttoken"
