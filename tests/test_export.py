@@ -28,7 +28,7 @@ from apex.export.merge import MergeError, attach_adapter, load_base
 from apex.export.mlflow_model import QUERY_PARAMS, log_export, register
 from apex.export.source import load_source
 from apex.export.verify import VerificationError
-from apex.model import ModelConfig, load_encoder
+from apex.model import load_encoder
 
 FAST = [
     "experiment=smoke",
@@ -54,7 +54,7 @@ def trained_run(tmp: Path, *overrides: str) -> tuple[MlflowClient, str]:
 def harness_embeddings(client: MlflowClient, run_id: str, step: int, tmp: Path) -> dict[str, tuple]:
     """kind → (fine-tuned, base) embeddings of TEXTS by apex's own encoder, loaded the way the run loaded it."""
     source = load_source(client, run_id)
-    cfg = ModelConfig.from_cfg(source.config["model"])
+    cfg = source.typed().model
     adapter = client.download_artifacts(run_id, source.adapters[step], str(tmp / "harness-adapter"))
     encoder = load_encoder(cfg, torch.device("cpu"))
     encoder.model = PeftModel.from_pretrained(encoder.model, adapter)
@@ -156,7 +156,7 @@ def test_adapter_for_another_model_is_refused(minilm) -> None:
     save_file(
         {k.replace("layer.", "block."): v for k, v in weights.items()}, str(adapter / "adapter_model.safetensors")
     )
-    loaded = load_base(ModelConfig.from_cfg(source.config["model"]))
+    loaded = load_base(source.typed().model)
     with pytest.raises(MergeError, match="does not fit the base model"):
         attach_adapter(loaded.model, adapter)
 

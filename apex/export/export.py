@@ -92,7 +92,9 @@ def build_export(
     test: TestSplit | None,
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:  # fmt: skip
     """Merge, probe, write, and (with ``test``) re-score; returns (provenance, rank check)."""
-    cfg = ModelConfig.from_cfg({**source.config["model"], **({"cache_dir": cache_dir} if cache_dir else {})})
+    cfg = source.typed().model
+    if cache_dir:
+        cfg = dataclasses.replace(cfg, cache_dir=cache_dir)
     loaded = load_base(cfg)
     tokenizer = loaded.tokenizer
     encoder = Encoder(loaded, export_model_config(cfg), torch.device("cpu"))
@@ -158,7 +160,7 @@ def export_run(
         adapter_dir = download_adapter(client, source, chosen, Path(tmp))
         provenance, rank_check = build_export(source, chosen, adapter_dir, out_dir, dtype, cache_dir, test)
     metrics = source.metrics.get(chosen, {})
-    cfg = ModelConfig.from_cfg(source.config["model"])
+    cfg = source.typed().model
     (out_dir / "README.md").write_text(model_card(cfg, source.config, provenance, metrics, rank_check))
     (out_dir / "apex_export.json").write_text(
         json.dumps({**provenance, "test_metrics": metrics, "rank_check": rank_check}, indent=2, default=str)
@@ -170,7 +172,7 @@ def export_run(
 
 def _test_split(source: RunSource) -> TestSplit | None:
     try:
-        return load_test_split(source.config, source.run.data.tags.get("apex.dataset_fingerprint"))
+        return load_test_split(source.typed(), source.run.data.tags.get("apex.dataset_fingerprint"))
     except VerificationError as error:
         log.warning("the test split will not be re-scored: %s", error)
         return None

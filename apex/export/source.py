@@ -17,6 +17,8 @@ from mlflow import MlflowClient
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 
+from apex.configs import RunConfigs, load_configs
+
 log = logging.getLogger("apex.export")
 
 ADAPTERS_DIR = "adapters"  # adapters/step_000123/: one per stop point (apex.tracking.view.log_stop_point_adapter)
@@ -49,6 +51,15 @@ class RunSource:
     @property
     def run_name(self) -> str:
         return self.run.info.run_name or self.run_id
+
+    def typed(self) -> RunConfigs:
+        """The run's config sections typed and validated exactly as the run read them."""
+        try:
+            return load_configs(self.config)
+        except ValueError as error:
+            raise ExportError(
+                f"run {self.run_id}: its {CONFIG_ARTIFACT} does not fit this apex version: {error}"
+            ) from None
 
     def choose_step(self, step: int | str | None) -> int:
         """The stop point to export: an int, ``last`` (default) or ``best`` (highest val rank@1, ties earliest)."""

@@ -106,16 +106,15 @@ class TestSplit:
     eval_cfg: Any  # apex.eval.config.EvalConfig
 
 
-def load_test_split(config: dict[str, Any], fingerprint: str | None) -> TestSplit:
+def load_test_split(config: Any, fingerprint: str | None) -> TestSplit:
     """The same seeded test split the run used; ``fingerprint`` (the run's ``apex.dataset_fingerprint`` tag)
     refuses a rebuilt split whose content differs."""
-    from apex.data import DatasetConfig, prepare_splits, splits_fingerprint
-    from apex.eval.config import EvalConfig
+    from apex.data import prepare_splits, splits_fingerprint
 
-    eval_cfg = EvalConfig.from_cfg(config["eval"])
+    eval_cfg = config.eval  # config: apex.configs.RunConfigs
     if eval_cfg.view != "plain":
         raise VerificationError(f"the run evaluated on the {eval_cfg.view} view; only plain-text runs are re-scored")
-    data_cfg = DatasetConfig.from_cfg(config["dataset"])
+    data_cfg = config.dataset
     if data_cfg.queries != "dataset":
         raise VerificationError("the run's queries were written by an LLM; re-scoring needs its cache, skipped")
     splits = prepare_splits(data_cfg)
