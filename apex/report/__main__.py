@@ -5,6 +5,7 @@ Examples:
     python -m apex.report --sweep my-sweep-name --baseline "erm.name=none,sampler.name=in_batch"
     python -m apex.report --filter 'params.`training.lr` = "0.0001"' --name lr-1e-4
     python -m apex.report plan --effect 1,2 --seeds 3,5,10     # seeds and queries needed, from this pilot sweep
+    python -m apex.report --register apex-squad                # + the winner's best seed into the Model Registry
 """
 
 from __future__ import annotations
@@ -69,6 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
         return plan_main(argv[1:])
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from apex.export.register import split_register_args  # --register NAME [--register-seeds best|all]
+
+    argv, register = split_register_args(argv)
     try:
         config = parse_args(argv)
     except ReportConfigError as error:
@@ -88,6 +92,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"report written to {result.out_dir / 'report.md'} in {result.seconds:.1f} s")
     if result.logged_to_run:
         print(f"logged to MLflow run {result.logged_to_run} under report/")
+    from mlflow import MlflowClient
+
+    from apex.export.register import after_report  # headline → sweep parent's description; registry
+
+    after_report(result, register, MlflowClient(tracking_uri=config.tracking_uri))
     return 0
 
 

@@ -17,6 +17,9 @@ class TrackingConfig:
     artifact_root: str = "experiments/mlartifacts"
     experiment: str = "apex"
     log_adapter: bool = True
+    # At the end of the run, export the chosen stop point (best validation rank@1, else the last) as a merged
+    # sentence-transformers model into the run's output folder and log it as an MLflow model (apex.export).
+    export_model: bool = False
 
     @classmethod
     def from_cfg(cls, section: Mapping[str, Any] | None, key: str = "tracking") -> TrackingConfig:

@@ -107,7 +107,7 @@ def job_run_name(overrides: Sequence[str], seed: int, tracking_uri: str) -> str:
             kept = [o for o in kept if _key(o) in keys] if keys else kept
         except MlflowException:
             pass  # the parent is unreadable: fall back to the job's own overrides
-    return " ".join([head, *_short(sorted(kept)), f"s{seed}"])
+    return " ".join([head, *_short(kept), f"s{seed}"])  # in command-line order
 
 
 def sweep_parent_tags(task_overrides: Sequence[str], sweeper_params: Mapping[str, Any] | None) -> dict[str, str]:

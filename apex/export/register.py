@@ -1,0 +1,169 @@
+"""`python -m apex.report ... --register NAME`: the winning configuration's model into the MLflow Model Registry.
+
+The winner is the cell with the highest mean *validation* rank@1 at the stop point the report judged it at (the
+report fixes that stop on validation figures too), so neither choice looks at the test split; without validation
+figures the test mean decides, and the tag ``apex.winner_basis`` says so. Its best seed (highest validation rank@1,
+then lowest seed) is exported, logged as an MLflow model on its run and registered; ``--register-seeds all``
+registers every seed. Each version carries the report's numbers as tags and the report's headline as description.
+This module also sets the sweep parent's description (``mlflow.note.content``) to the report's headline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # imported by the report's argument parsing: keep it light
+    import pandas as pd
+    from mlflow import MlflowClient
+
+log = logging.getLogger("apex.export")
+
+STOP = "stop_fraction"
+
+
+@dataclass(frozen=True)
+class RegisterOptions:
+    name: str | None
+    seeds: str = "best"  # best | all
+    export_root: Path = Path("experiments/exports")
+
+
+def split_register_args(argv: Sequence[str]) -> tuple[list[str], RegisterOptions]:
+    """Take ``--register NAME``, ``--register-seeds best|all`` and ``--export-root DIR`` (where the registered
+    models are exported, default experiments/exports) out of the report's command line."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--register", dest="name")
+    parser.add_argument("--register-seeds", dest="seeds", choices=("best", "all"), default="best")
+    parser.add_argument("--export-root", type=Path, default=RegisterOptions.export_root)
+    known, rest = parser.parse_known_args(list(argv))
+    return rest, RegisterOptions(known.name, known.seeds, known.export_root)
+
+
+def headline_text(report: Any) -> str:
+    """The report's headline paragraphs (Markdown), with a first line naming the report."""
+    from apex.report.markdown import headline
+
+    return f"**apex report {report.data.name}**\n\n" + "\n\n".join(headline(report.data))
+
+
+def _finite(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+@dataclass
+class Winner:
+    cell: str
+    label: str
+    stop: float
+    basis: str
+    runs: pd.DataFrame  # the cell's rows at that stop: run_id, seed, step, rank_at_1, val_rank_at_1, ...
+    tags: dict[str, str]
+
+
+def winner(report: Any) -> Winner:
+    """The winning cell of a report, its runs at the judged stop point, and the report's numbers about it."""
+    data = report.data
+    seeds = data.seeds
+    best = data.best.set_index("cell")
+    scores = []
+    for cell, row in best.iterrows():
+        at_stop = seeds[(seeds["cell"] == cell) & ((seeds[STOP] - float(row[STOP])).abs() < 1e-9)]
+        val = _finite(at_stop["val_rank_at_1"].mean()) if "val_rank_at_1" in at_stop else None
+        test = _finite(at_stop["rank_at_1"].mean())
+        scores.append((cell, float(row[STOP]), val, test, at_stop))
+    if not scores:
+        raise LookupError(f"report {data.name} has no cells to register")
+    use_val = all(val is not None for _, _, val, _, _ in scores)
+    cell, stop, val, test, runs = max(scores, key=lambda s: (s[2] if use_val else s[3]) or -1.0)
+    label = str(data.meta["labels"].get(cell, cell))
+    tags = {
+        "apex.report": data.name,
+        "apex.report_parent_run_id": str(data.meta.get("parent_run_id")),
+        "apex.cell": cell,
+        "apex.cell_label": label,
+        "apex.stop_fraction": f"{stop:g}",
+        "apex.winner_basis": "validation rank@1 (mean over seeds)" if use_val else "test rank@1 (no validation)",
+        "mean_test_rank_at_1": f"{test:.4f}",
+        "n_seeds": str(len(runs)),
+    }
+    if val is not None:
+        tags["mean_val_rank_at_1"] = f"{val:.4f}"
+    tags.update(_interval_tags(data.cells, cell, stop))
+    tags.update(_comparison_tags(data.comparisons, cell, stop))
+    return Winner(cell, label, stop, tags["apex.winner_basis"], runs, tags)
+
+
+def _interval_tags(cells: pd.DataFrame, cell: str, stop: float) -> dict[str, str]:
+    rows = cells[(cells["cell"] == cell) & ((cells[STOP] - stop).abs() < 1e-9) & (cells["metric"] == "rank_at_1")]
+    if rows.empty:
+        return {}
+    row = rows.iloc[0]
+    out = {k: f"{float(row[k]):.4f}" for k in ("ci_low", "ci_high") if _finite(row.get(k)) is not None}
+    out |= {f"{k}": str(int(row[k])) for k in ("n_queries", "corpus_size") if _finite(row.get(k)) is not None}
+    return {f"test_rank_at_1_{k}" if k.startswith("ci") else k: v for k, v in out.items()}
+
+
+def _comparison_tags(comparisons: pd.DataFrame, cell: str, stop: float) -> dict[str, str]:
+    if comparisons.empty or "cell" not in comparisons:
+        return {"baseline_comparison": "none (baseline or unmatched cell)"}
+    rows = comparisons[(comparisons["cell"] == cell) & ((comparisons[STOP] - stop).abs() < 1e-9)]
+    if rows.empty:
+        return {"baseline_comparison": "none (baseline or unmatched cell)"}
+    row = rows.iloc[0]
+    out = {"baseline_cell": str(row.get("baseline", ""))}
+    for key in ("mean_baseline", "diff", "ci_low", "ci_high", "p_crossed", "p_crossed_holm"):
+        if _finite(row.get(key)) is not None:
+            out[f"vs_baseline_{key}"] = f"{float(row[key]):.4g}"
+    if "verdict" in row:
+        out["vs_baseline_verdict"] = str(row["verdict"])
+    return out
+
+
+def chosen_runs(win: Winner, seeds: str) -> pd.DataFrame:
+    runs = win.runs.copy()
+    key = "val_rank_at_1" if "val_rank_at_1" in runs and runs["val_rank_at_1"].notna().all() else "rank_at_1"
+    runs = runs.sort_values([key, "seed"], ascending=[False, True])
+    return runs if seeds == "all" else runs.head(1)
+
+
+def register_winner(report: Any, options: RegisterOptions, client: MlflowClient) -> list[Any]:
+    """Export, log and register the winner's best seed (or every seed); returns the model versions."""
+    from apex.export import export_run
+    from apex.export.mlflow_model import log_export, register
+
+    win = winner(report)
+    description = headline_text(report)
+    versions = []
+    for row in chosen_runs(win, options.seeds).itertuples():
+        out_dir = options.export_root / f"{options.name}-{row.run_id[:12]}-step{int(row.step)}"
+        result = export_run(client, row.run_id, int(row.step), out_dir)
+        tags = {**win.tags, "apex.run_id": row.run_id, "apex.seed": str(row.seed), "apex.step": str(int(row.step)),
+                "test_rank_at_1": f"{float(row.rank_at_1):.4f}"}  # fmt: skip
+        model_uri = log_export(client, result, tags={"apex.registered_as": options.name})
+        version = register(model_uri, options.name, tags, description)
+        log.info("registered %s version %s: run %s step %d", options.name, version.version, row.run_id, row.step)
+        versions.append(version)
+    return versions
+
+
+def after_report(report: Any, options: RegisterOptions, client: MlflowClient) -> None:
+    """The sweep parent's description becomes the report's headline; ``--register`` registers the winner."""
+    from apex.tracking.view import set_run_description
+
+    parent = report.data.meta.get("parent_run_id")
+    if parent:
+        set_run_description(client, str(parent), headline_text(report))
+    if options.name:
+        versions = register_winner(report, options, client)
+        for version in versions:
+            print(f"registered model {options.name} version {version.version} (run {version.run_id})")
