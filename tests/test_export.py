@@ -29,7 +29,7 @@ from apex.export import export as export_module
 from apex.export import register as register_module
 from apex.export.__main__ import main as export_main
 from apex.export.merge import MergeError, attach_adapter, load_base
-from apex.export.mlflow_model import QUERY_PARAMS, log_export, register
+from apex.export.mlflow_model import QUERY_PARAMS, log_export, register, using_store
 from apex.export.register import RegisterOptions, after_report, chosen_runs, winner
 from apex.export.source import load_source
 from apex.export.verify import VerificationError
@@ -170,8 +170,9 @@ def test_mlflow_model_encodes_and_registers(minilm) -> None:
     tmp, client, run_id = minilm
     result = export_run(client, run_id, out_dir=tmp / "for-mlflow", verify=False)
     uri = log_export(client, result)
-    mlflow.set_tracking_uri(client.tracking_uri)
-    model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
+    assert os.environ.get("MLFLOW_TRACKING_URI") != client.tracking_uri  # nothing leaks to later subprocesses
+    with using_store(client.tracking_uri):
+        model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
     from sentence_transformers import SentenceTransformer
 
     direct = SentenceTransformer(str(result.out_dir), device="cpu")
@@ -179,7 +180,7 @@ def test_mlflow_model_encodes_and_registers(minilm) -> None:
     assert cosines(served, direct.encode_query(TEXTS)).min() >= 0.9999
     assert cosines(np.asarray(model.predict(TEXTS)), direct.encode_document(TEXTS)).min() >= 0.9999
     assert model.metadata.signature.params is not None
-    version = register(uri, "apex-export-test", {"rank_at_1": 0.5, "apex.run_id": run_id})
+    version = register(client, uri, "apex-export-test", {"rank_at_1": 0.5, "apex.run_id": run_id})
     tags = client.get_model_version("apex-export-test", version.version).tags
     assert tags == {"rank_at_1": "0.5", "apex.run_id": run_id}
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Mapping
+import os
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -43,6 +44,24 @@ def signature(dimension: int):  # -> mlflow.models.ModelSignature
     )
 
 
+@contextlib.contextmanager
+def using_store(uri: str) -> Iterator[None]:
+    """Point MLflow's fluent API at ``uri`` for a while, then restore it and MLFLOW_TRACKING_URI (which
+    ``mlflow.set_tracking_uri`` exports to the environment, where later subprocesses would inherit it)."""
+    import mlflow
+
+    before_env, before = os.environ.get("MLFLOW_TRACKING_URI"), mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(before)
+        if before_env is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = before_env
+
+
 def log_export(client: MlflowClient, result: ExportResult, tags: Mapping[str, str] | None = None) -> str:
     """Log ``result.out_dir`` to its run as an MLflow model; returns the model URI (``models:/<model id>``)."""
     import mlflow
@@ -51,7 +70,6 @@ def log_export(client: MlflowClient, result: ExportResult, tags: Mapping[str, st
     st_model = SentenceTransformer(str(result.out_dir), device="cpu")
     run = client.get_run(result.run_id)
     last = max(int(m.step) for m in client.get_metric_history(result.run_id, "stop_fraction"))
-    mlflow.set_tracking_uri(client.tracking_uri)
     model_tags = {
         "apex.run_id": result.run_id,
         "apex.step": str(result.step),
@@ -62,9 +80,10 @@ def log_export(client: MlflowClient, result: ExportResult, tags: Mapping[str, st
     active = mlflow.active_run()  # tracking.export_model logs from inside the run itself
     same = active is not None and active.info.run_id == result.run_id
     with (
+        using_store(client.tracking_uri),
         contextlib.nullcontext()
         if same
-        else mlflow.start_run(run_id=result.run_id, experiment_id=run.info.experiment_id)
+        else mlflow.start_run(run_id=result.run_id, experiment_id=run.info.experiment_id),
     ):
         info = mlflow.sentence_transformers.log_model(
             st_model,
@@ -79,11 +98,14 @@ def log_export(client: MlflowClient, result: ExportResult, tags: Mapping[str, st
     return info.model_uri
 
 
-def register(model_uri: str, name: str, tags: Mapping[str, Any], description: str | None = None) -> Any:
+def register(
+    client: MlflowClient, model_uri: str, name: str, tags: Mapping[str, Any], description: str | None = None
+) -> Any:
     """A new version of registered model ``name`` from ``model_uri``, tagged with ``tags`` (strings)."""
     import mlflow
 
-    version = mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in tags.items()})
+    with using_store(client.tracking_uri):
+        version = mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in tags.items()})
     if description:
-        MlflowClient().update_model_version(name, version.version, description=description)
-    return version
+        client.update_model_version(name, version.version, description=description)
+    return client.get_model_version(name, version.version)

@@ -150,7 +150,7 @@ def register_winner(report: Any, options: RegisterOptions, client: MlflowClient)
         tags = {**win.tags, "apex.run_id": row.run_id, "apex.seed": str(row.seed), "apex.step": str(int(row.step)),
                 "test_rank_at_1": f"{float(row.rank_at_1):.4f}"}  # fmt: skip
         model_uri = log_export(client, result, tags={"apex.registered_as": options.name})
-        version = register(model_uri, options.name, tags, description)
+        version = register(client, model_uri, options.name, tags, description)
         log.info("registered %s version %s: run %s step %d", options.name, version.version, row.run_id, row.step)
         versions.append(version)
     return versions
