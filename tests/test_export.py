@@ -28,6 +28,7 @@ from apex.export import ExportError, export_run
 from apex.export import export as export_module
 from apex.export import register as register_module
 from apex.export.__main__ import main as export_main
+from apex.export.export import _dtype
 from apex.export.merge import MergeError, attach_adapter, load_base
 from apex.export.mlflow_model import QUERY_PARAMS, log_export, register, using_store
 from apex.export.register import RegisterOptions, after_report, chosen_runs, winner
@@ -262,3 +263,11 @@ def test_smollm2_qlora_export_round_trip(tmp_path) -> None:
     prompts = json.loads((out["result"].out_dir / "config_sentence_transformers.json").read_text())["prompts"]
     assert prompts["query"].startswith("Instruct: ") and prompts["document"] == ""
     assert out["loaded"]["tokens"][-1] == out["loaded"]["eos"]
+
+
+def test_large_models_export_in_bf16_small_ones_in_fp32() -> None:
+    """paper_scale (Mistral-7B) is merged in float32 and stored as bfloat16 (14 GB); MiniLM/SmolLM2 stay float32."""
+    big = torch.nn.Linear(50_000, 50_000, device="meta")  # 2.5e9 parameters, no memory
+    small = torch.nn.Linear(10, 10)
+    assert _dtype("auto", big) == torch.bfloat16 and _dtype("auto", small) == torch.float32
+    assert _dtype("float16", small) == torch.float16
