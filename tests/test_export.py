@@ -188,7 +188,11 @@ def test_mlflow_model_encodes_and_registers(minilm) -> None:
 
 def test_tiny_mistral_qlora_export_round_trip(tmp_path) -> None:
     """The paper's code path: 4-bit NF4 Mistral + LoRA, last-token pooling with EOS; merged into a float copy."""
-    client, run_id = trained_run(tmp_path, "model=mistral_tiny")
+    client, run_id = trained_run(tmp_path, "model=mistral_tiny", "tracking.export_model=true")
+    at_end = tmp_path / "run" / "export"  # tracking.export_model: exported and logged by the run itself
+    assert json.loads((at_end / "apex_export.json").read_text())["run_id"] == run_id
+    logged = client.search_logged_models([client.get_run(run_id).info.experiment_id])
+    assert [m.source_run_id for m in logged] == [run_id]
     out = check_round_trip(client, run_id, tmp_path)
     loaded = out["loaded"]
     assert loaded["tokens"][-1] == loaded["eos"]  # every text ends with EOS, as in training
