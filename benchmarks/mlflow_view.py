@@ -84,7 +84,8 @@ def screenshot(chromium: str, url: str, path: Path, budget_ms: int) -> float:
 
 def pages(port: int) -> dict[str, str]:
     """name → URL of each page to capture, found through the server's REST API."""
-    experiment = api(port, "experiments/get-by-name", {"experiment_name": "apex"})["experiment"]["experiment_id"]
+    found = api(port, "experiments/search", {"filter": "name = 'apex'", "max_results": 10})
+    experiment = found["experiments"][0]["experiment_id"]
     runs = api(port, "runs/search", {"experiment_ids": [experiment], "max_results": 50})["runs"]
     parent = next(r for r in runs if any(t["key"] == "apex.kind" and t["value"] == "sweep" for t in r["data"]["tags"]))
     children = [r for r in runs if r is not parent]
