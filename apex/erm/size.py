@@ -11,6 +11,7 @@ The summary gives the mean and median of reduction_i, quantiles of its distribut
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,15 @@ def _token_counts(texts: Sequence[str], tokenizer: Any) -> np.ndarray:
     """Token count per text; `tokenizer` is a Hugging Face tokenizer (callable on a list of strings)."""
     if not len(texts):
         return np.zeros(0, dtype=np.int64)
-    # verbose=False: counting is not feeding the model, so the "longer than the maximum sequence length ... indexing
-    # errors" warning would be a false alarm here.
-    encoded = tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
+    # Counting is not feeding the model: the tokenizer's "longer than the maximum sequence length ... indexing errors"
+    # warning would be a false alarm here, so its logger is silenced for this call (any tokenizer, real or fake).
+    quiet = logging.getLogger("transformers.tokenization_utils_base")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        encoded = tokenizer(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
+    finally:
+        quiet.setLevel(level)
     return np.array([len(ids) for ids in encoded], dtype=np.int64)
 
 
