@@ -200,7 +200,7 @@ def test_prepare_cli_in_process(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["counts"]["test"]["queries"] == 4
     params.write_text("dataset:\n  name: jsonl_pairs\n  pth: x\n")
     assert prepare_main(["--params", str(params), "--out", str(tmp_path / "out2")]) == 2
-    assert "field 'pth': unknown key" in capsys.readouterr().err
+    assert "dataset.pth: unknown key" in capsys.readouterr().err
     assert not (tmp_path / "out2").exists()
 
 
@@ -217,9 +217,11 @@ def test_prepare_cli_module_with_repo_params(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     manifest = json.loads((out / "manifest.json").read_text())
+    # params.yaml pins the smoke run (arm=apex experiment=smoke): 250 documents, test 120, val 30, the rest train
     assert {s: manifest["splits"][s]["documents"] for s in ("train", "val", "test")} == {
-        "train": 1367,
-        "val": 200,
-        "test": 500,
+        "train": 100,
+        "val": 30,
+        "test": 120,
     }
-    assert manifest["config"]["splits"] == {"train": "rest", "val": 200, "test": 500}
+    assert manifest["config"]["splits"] == {"train": "rest", "val": 30, "test": 120}
+    assert (out / "inputs.json").is_file()

@@ -197,7 +197,7 @@ def test_map_view_falls_back_and_counts() -> None:
 class _WordTokenizer:
     """A stand-in tokenizer: one token per whitespace-separated word."""
 
-    def __call__(self, texts, add_special_tokens=False, truncation=False):
+    def __call__(self, texts, add_special_tokens=False, truncation=False, **kwargs):
         return {"input_ids": [t.split() for t in texts]}
 
 
