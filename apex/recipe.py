@@ -195,10 +195,11 @@ def build_views(job: Job, data: Data) -> Views:
             raise ValueError("eval.view=erm needs an ERM backend (erm=spacy, gpt4o, ...), got erm=none")
         return views
     built: dict[str, dict[str, float]] = {}  # filled only when the maps are built now: timings, cache hits
+    mapped = {name: splits[name] for name in keys.mapped_splits(eval_cfg.view)}
     views.maps = job.store.get_or_build(
         "erm",
-        keys.maps_inputs(data.fingerprint, erm_cfg),
-        lambda out: built.update(write_maps(splits, erm_cfg, job.cache_dir / "erm", out, job.progress)),
+        keys.maps_inputs(data.fingerprint, erm_cfg, tuple(mapped)),
+        lambda out: built.update(write_maps(mapped, erm_cfg, job.cache_dir / "erm", out, job.progress)),
     )
     views.name = view_name(erm_cfg)
     folder = views.maps.path

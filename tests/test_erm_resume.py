@@ -155,7 +155,7 @@ def test_cli_writes_parquet_and_reuses_cache(tmp_path: Path, monkeypatch: pytest
         params = tmp_path / "params.yaml"
         params.write_text(
             f"erm:\n  name: openai_compatible\n  base_url: {srv.base_url}\n  model: m\n"
-            f"  apply_to: documents_and_queries\n"
+            f"  apply_to: documents_and_queries\neval:\n  view: erm\n"  # erm view: val and test get maps too
         )
         args = ["--params", str(params), "--splits", str(tmp_path / "prepared"), "--out", str(tmp_path / "erm"),
                 "--cache-dir", str(tmp_path / "cache"), "--no-progress"]  # fmt: skip

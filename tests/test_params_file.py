@@ -37,3 +37,15 @@ def test_check_fails_when_conf_and_params_disagree(tmp_path: Path, monkeypatch, 
     monkeypatch.setattr(params_file, "CONF", conf)
     assert params_file.main(["--check", "--params", str(params)]) == 1
     assert "+  n_soft: 5" in capsys.readouterr().err
+
+
+def test_no_credential_is_written_into_params_yaml(tmp_path: Path) -> None:
+    import pytest
+
+    from apex.errors import InputError
+
+    params = tmp_path / "params.yaml"
+    url = "erm.base_url=http://apexuser:pa55-Word-9f3e1c@127.0.0.1:9/v1"
+    with pytest.raises(InputError, match="credential"):
+        params_file.main(["--params", str(params), "erm=openai_compatible", url])
+    assert not params.exists()

@@ -131,3 +131,12 @@ def test_keys_follow_what_determines_an_output(tmp_path: Path, monkeypatch) -> N
     assert negatives_key() == base
     (code / "sampling" / "mining.py").write_text((code / "sampling" / "mining.py").read_text() + "\n# edited\n")
     assert negatives_key() != base
+
+
+def test_no_credential_reaches_the_stored_inputs(tmp_path: Path) -> None:
+    cfg = ErmConfig(name="openai_compatible", model="m", base_url="http://user:pa55-Word@127.0.0.1:9/v1")
+    folder = tmp_path / "maps"
+    build_into(folder, keys.maps_inputs("fp", cfg), lambda out: None)
+    assert "pa55-Word" not in (folder / "inputs.json").read_text()
+    other_server = dataclasses.replace(cfg, base_url="http://127.0.0.1:8000/v1")
+    assert keys.digest(keys.maps_inputs("fp", other_server)) == keys.digest(keys.maps_inputs("fp", cfg))

@@ -3,7 +3,8 @@
 Reads the `erm:` section of params.yaml (the keys of `ErmConfig`), loads the prepared splits
 (`apex.data.load_splits`) and writes, through `apex.store.outputs.write_maps` (the function runs use too),
 
-    <out>/<split>/maps.parquet            doc_id, map_json, text, status       (one row per corpus document)
+    <out>/<split>/maps.parquet            doc_id, map_json, text, status       (one row per corpus document;
+                                          split: train, and val/test with eval.view=erm)
     <out>/<split>/failures.parquet        doc_id, reason, attempts
     <out>/<split>/query_maps.parquet      (apply_to: documents_and_queries; doc_id holds the query_id)
     <out>/inputs.json                     the inputs that determine the maps, and their key
@@ -34,20 +35,25 @@ def read_params(path: Path, section: str = "erm") -> ErmConfig:
     return read_config(path, ErmConfig, section)
 
 
-def build(cfg: ErmConfig, splits_dir: Path, out: Path, cache_dir: Path, progress: bool) -> dict[str, dict]:
-    """Maps of every prepared split into `out` (with inputs.json); returns the stats per split."""
+def build(
+    cfg: ErmConfig, splits_dir: Path, out: Path, cache_dir: Path, progress: bool, eval_view: str = "plain"
+) -> dict[str, dict]:
+    """Maps of the splits a run reads (train; val and test with eval.view=erm) into `out` (with inputs.json);
+    returns the stats per split."""
     from apex.data import load_splits, splits_fingerprint
-    from apex.store.keys import maps_inputs
+    from apex.store.keys import mapped_splits, maps_inputs
     from apex.store.outputs import write_maps
     from apex.store.store import build_into
 
     splits = load_splits(splits_dir)
-    inputs = maps_inputs(splits_fingerprint(splits), cfg)
-    return build_into(out, inputs, lambda folder: write_maps(splits, cfg, cache_dir, folder, progress))
+    mapped = {name: splits[name] for name in mapped_splits(eval_view)}
+    inputs = maps_inputs(splits_fingerprint(splits), cfg, tuple(mapped))
+    return build_into(out, inputs, lambda folder: write_maps(mapped, cfg, cache_dir, folder, progress))
 
 
 def main(argv: list[str] | None = None) -> int:
-    from apex.store.stage_cli import cache_dir
+    from apex.eval.config import EvalConfig
+    from apex.store.stage_cli import cache_dir, read_config
 
     parser = argparse.ArgumentParser(prog="python -m apex.erm.build", description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="YAML file with an erm: section")
@@ -60,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = read_params(args.params)
         cache = args.cache_dir or cache_dir(args.params) / "erm"
-        stats = build(cfg, args.splits, args.out, cache, progress=not args.no_progress)
+        view = read_config(args.params, EvalConfig, "eval").view
+        stats = build(cfg, args.splits, args.out, cache, progress=not args.no_progress, eval_view=view)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -31,6 +31,7 @@ _ERM_OPERATIONAL = (
     "concurrency", "max_retries", "timeout_s", "backoff_base_s", "backoff_max_s", "preflight_timeout_s",
     "price_prompt_per_1m", "price_completion_per_1m", "batch_discount", "batch_poll_s", "batch_max_wait_s",
     "mode", "spacy_batch_size", "spacy_n_process", "retry_failed",
+    "base_url",  # where the model is served, not which model; and a URL may carry a password (never stored)
 )  # fmt: skip
 _MODEL_TRAINING_ONLY = ("name", "cache_dir", "lora_target_modules", "gradient_checkpointing", "dropout")
 
@@ -63,8 +64,20 @@ def erm_identity(cfg: ErmConfig) -> dict[str, Any]:
     return {"scope": dataclasses.asdict(scope), "render": RENDER_VERSION, "settings": settings}
 
 
-def maps_inputs(splits_fingerprint: str, cfg: ErmConfig) -> dict[str, Any]:
-    return {"stage": "erm", "splits": splits_fingerprint, "erm": erm_identity(cfg), "code": code_version("erm")}
+def mapped_splits(eval_view: str) -> tuple[str, ...]:
+    """The splits whose corpus gets maps: train always; val and test only when evaluation reads maps (an LLM
+    backend bills every document, so nothing is mapped that no stage reads)."""
+    return ("train", "val", "test") if eval_view == "erm" else ("train",)
+
+
+def maps_inputs(splits_fingerprint: str, cfg: ErmConfig, mapped: tuple[str, ...] = ("train",)) -> dict[str, Any]:
+    return {
+        "stage": "erm",
+        "splits": splits_fingerprint,
+        "mapped": list(mapped),
+        "erm": erm_identity(cfg),
+        "code": code_version("erm"),
+    }
 
 
 def negatives_inputs(
