@@ -32,9 +32,9 @@ def test_swept_keys_from_command_line_and_sweeper_params() -> None:
 def test_sweep_and_job_names_are_short_and_distinct(tmp_path, monkeypatch) -> None:
     assert (
         sweep_run_name(["experiment=paper_sweep"], "experiments/sweeps/2026-12-01_14-52-37")
-        == "paper_sweep 12-01 14:52"
+        == "paper_sweep-12-01 14:52"
     )
-    assert sweep_run_name(["seed=0,1"], "/x/my-sweep") == "sweep my-sweep"
+    assert sweep_run_name(["seed=0,1"], "/x/my-sweep") == "sweep-my-sweep"
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     client = MlflowClient(tracking_uri=uri)
     experiment = client.create_experiment("apex", artifact_location=(tmp_path / "a").as_uri())

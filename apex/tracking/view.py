@@ -2,7 +2,7 @@
 
 - The experiment is tagged as model training (``mlflow.experimentKind``), so the UI opens on runs and charts
   instead of its GenAI views (traces, prompts).
-- Sweep parents are named ``<preset> <MM-DD HH:MM>``; jobs ``<sweep or preset> <swept overrides> s<seed>``, e.g.
+- Sweep parents are named ``<preset>-<MM-DD HH:MM>``; jobs ``<sweep or preset> <swept overrides> s<seed>``, e.g.
   ``paper_sweep arm=apex lr=0.001 r=4 s2``: short, distinct, and readable in the UI's truncated name column.
 - Each job gets a Markdown description (``mlflow.note.content``) with its cell, stop points and test metrics.
 - The adapter of every stop point is logged under ``adapters/step_NNNNNN/``, so whichever stop point the report
@@ -74,11 +74,11 @@ def swept_keys(task_overrides: Sequence[str], sweeper_params: Mapping[str, Any] 
 
 
 def sweep_run_name(task_overrides: Sequence[str], sweep_dir: str) -> str:
-    """``paper_sweep 12-01 14:52``: the preset (or ``sweep``) and when it started, read from Hydra's sweep dir."""
+    """``paper_sweep-12-01 14:52``: the preset (or ``sweep``) and when it started, read from Hydra's sweep dir."""
     base = os.path.basename(os.path.normpath(sweep_dir))
     match = _TIMESTAMP_DIR.match(base)
     when = f"{match[1]}-{match[2]} {match[3]}:{match[4]}" if match else base
-    return f"{preset_name(task_overrides) or 'sweep'} {when}"
+    return f"{preset_name(task_overrides) or 'sweep'}-{when}"
 
 
 def _short(overrides: list[str]) -> list[str]:
