@@ -88,8 +88,8 @@ def log_stop_point(tracker: JobRun, evaluated: StopPointEval, step: int, out_dir
             )
     if step == 0 and evaluated.cache_hits:
         hit = all(evaluated.cache_hits.values())
+        # A tag, not a metric: whether step 0 came from the cache says nothing about the model.
         tracker.set_tags({"apex.step0_cache": "hit" if hit else "miss"})
-        tracker.log_metrics({"step0_cache_hit": float(hit)})
 
 
 def log_qrels(tracker: JobRun, splits: dict[str, Dataset], out_dir: Path) -> None:

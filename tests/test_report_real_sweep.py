@@ -37,7 +37,7 @@ def test_smoke_sweep_to_report(tmp_path) -> None:
     done = subprocess.run(report, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
-    out = tmp_path / "reports" / "sweep-sweep"
+    out = tmp_path / "reports" / "smoke_sweep-sweep"  # the parent run's name: <preset>-<sweep dir>
     for name in ("report.md", "results.csv", "results.json", "table.tex"):
         assert (out / name).stat().st_size > 0, name
     assert list((out / "figures").glob("*.png"))
