@@ -38,7 +38,7 @@ def timed_sweep(tmp: Path, uri: str, name: str, seeds: int, launcher: list[str],
     cmd = [
         sys.executable, "-m", "apex.run", "-m", f"seed={','.join(map(str, range(seeds)))}", "experiment=smoke",
         *(QUICK if quick else []), *launcher, f"tracking.uri={uri}", f"tracking.experiment={name}",
-        f"cache_dir={tmp}/cache", f"hydra.sweep.dir={tmp}/{name}",
+        f"paths.experiments={tmp}", f"paths.data={tmp}/data", f"hydra.sweep.dir={tmp}/{name}",
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     print("$", " ".join(cmd[1:]), flush=True)

@@ -32,7 +32,7 @@ JOBLIB = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
 def sweep_cmd(tmp: Path, uri: str, *overrides: str) -> list[str]:
     return [
         sys.executable, "-m", "apex.run", "-m", *FAST, *JOBLIB, *overrides,
-        f"tracking.uri={uri}", f"cache_dir={tmp}/cache", f"hydra.sweep.dir={tmp}/sweep",
+        f"tracking.uri={uri}", f"paths.experiments={tmp}", f"paths.data={tmp}/data", f"hydra.sweep.dir={tmp}/sweep",
     ]  # fmt: skip
 
 
