@@ -9,6 +9,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
+# The smoke preset shrunk to seconds of training: the end-to-end, export and sweep tests start from it.
+TINY_RUN = [
+    "experiment=smoke",
+    "dataset.max_documents=120",
+    "dataset.splits.test=40",
+    "dataset.splits.val=10",
+    "training.max_steps=4",
+]
+
 
 def run_apex(tmp: Path, *overrides: str, env: Mapping[str, str], timeout: int = 600) -> subprocess.CompletedProcess:
     cmd = [

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from apex_cli import run_apex
+from apex_cli import TINY_RUN, run_apex
 from mlflow import MlflowClient
 from peft import PeftModel
 
@@ -36,14 +36,7 @@ from apex.export.source import load_source
 from apex.export.verify import VerificationError
 from apex.model import load_encoder
 
-FAST = [
-    "experiment=smoke",
-    "dataset.max_documents=120",
-    "dataset.splits.test=40",
-    "dataset.splits.val=10",
-    "training.max_steps=4",
-    "model.bf16=false",
-]
+FAST = [*TINY_RUN, "model.bf16=false"]
 TEXTS = ["What is the capital of France?", "Who wrote the theory of relativity?", "a b c " * 60]
 
 

@@ -9,20 +9,13 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
-from apex_cli import run_apex
+from apex_cli import TINY_RUN, run_apex
 from mlflow.tracking import MlflowClient
 
 from apex.store.hashing import content_sha256
 
 SECRET = "sk-test-apex-e2e-0123456789abcdef"
-FAST = [
-    "experiment=smoke",
-    "dataset.max_documents=120",
-    "dataset.splits.test=40",
-    "dataset.splits.val=10",
-    "training.max_steps=4",
-    "eval.on_val=false",
-]
+FAST = [*TINY_RUN, "eval.on_val=false"]
 
 
 def apex_run(tmp: Path, *args: str) -> subprocess.CompletedProcess:

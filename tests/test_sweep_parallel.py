@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from apex_cli import TINY_RUN
 from mlflow.tracking import MlflowClient
 
 from apex.tracking.server import local_server
@@ -18,14 +19,7 @@ from apex.tracking.server import local_server
 pytestmark = pytest.mark.slow  # each sweep takes minutes on 2 shared cores
 
 REPO = Path(__file__).resolve().parents[1]
-FAST = [
-    "experiment=smoke",
-    "dataset.max_documents=120",
-    "dataset.splits.test=40",
-    "dataset.splits.val=10",
-    "training.max_steps=4",
-    "eval.on_val=false",
-]
+FAST = [*TINY_RUN, "eval.on_val=false"]
 JOBLIB = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
 
 
