@@ -68,7 +68,7 @@ class StageClock:
 
 
 def instrument(clock: StageClock) -> None:
-    from apex import recipe
+    from apex import recipe, stop_points
 
     for name, label in [
         ("load_data", "data (split; LLM queries if asked)"),
@@ -76,10 +76,10 @@ def instrument(clock: StageClock) -> None:
         ("open_tracking", "MLflow run + params"),
         ("load_model", "model load (+ ERM size stats)"),
         ("negatives", "negatives"),
-        ("save_adapter", "adapter save"),
         ("finish", "summary + MLflow close-out"),
     ]:
         setattr(recipe, name, clock.wrap(getattr(recipe, name), label))
+    stop_points.save_adapter = clock.wrap(stop_points.save_adapter, "adapter save")  # called from StopPoints
     recipe.StopPoints.evaluate = clock.wrap(
         recipe.StopPoints.evaluate, lambda self, step, fraction: f"evaluation at step {step} (test + val)"
     )
