@@ -40,10 +40,12 @@ class StopPoints:
         targets = [EvalTarget("test", self.data.splits["test"], self.views.test_docs)]
         if self.job.cfg.eval.on_val and len(self.data.splits["val"].queries):
             targets.append(EvalTarget("val", self.data.splits["val"], self.views.val_docs))
+        eval_cfg = self.job.cfg.eval
+        encoder = self.encoder.for_evaluation(merge_lora=eval_cfg.merge_lora, fp32=not eval_cfg.autocast)
         evaluated = evaluate_stop_point(
-            self.encoder,
+            encoder,
             targets,
-            self.job.cfg.eval,
+            eval_cfg,
             step=step,
             cache_dir=self.job.cache_dir / "step0_eval",
             progress=self.job.progress,

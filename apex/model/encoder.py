@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Literal
 
@@ -142,6 +143,24 @@ class Encoder:
         out = np.empty_like(stacked)
         out[order] = stacked  # undo the length sort
         return out
+
+    def for_evaluation(self, *, merge_lora: bool, fp32: bool) -> Encoder:
+        """An encoder for one evaluation: the same weights, arranged to be fast and to compute what an export does.
+
+        ``merge_lora``: a LoRA-wrapped model evaluates a *copy* with W' = W + (alpha / r) · B A merged into every
+        adapted layer, so each forward runs one matmul per layer instead of three (W x, A x, B (A x)) and no peft
+        dispatch; the training model is untouched (merging in place and un-merging after would leave rounding in
+        W). Skipped for 4-bit bases: merging into NF4 weights re-quantises them. The merged copy is the network
+        `apex.export` writes, so the export reproduces the evaluation's numbers.
+        ``fp32``: no bf16 autocast, so the scores do not depend on whether this CPU has native bf16, and equal
+        those of the exported model, which sentence-transformers runs in float32.
+        """
+        view = copy.copy(self)  # shares tokenizer, config and (unless merged) the model
+        if fp32:
+            view.use_bf16 = False
+        if merge_lora and self.cfg.quantization == "none" and hasattr(self.model, "merge_and_unload"):
+            view.model = copy.deepcopy(self.model).merge_and_unload(progressbar=False)
+        return view
 
     @property
     def dimension(self) -> int:
