@@ -1,4 +1,4 @@
-"""The APEX-Embedding job as one readable recipe: configs → data → views → model → negatives → train → finish.
+"""The APEX-Embedding job as one readable recipe: configs → data → negatives → views → model → train → finish.
 
 This is the only module that calls every stage and the only one that logs to MLflow. `run` is the table of
 contents; each stage below is a function with typed inputs and outputs (no closures over the recipe's locals).
@@ -23,7 +23,10 @@ from omegaconf import DictConfig, OmegaConf
 from apex.configs import RunConfigs, cell_of, load_configs
 from apex.data import Dataset, prepare_splits, save_splits, splits_fingerprint
 from apex.erm import generate_queries, size_reduction, write_reduction_histogram
-from apex.model import Encoder, add_lora, load_encoder
+from apex.erm.needed import NeededDocuments, needed_documents
+from apex.erm.prompts import MAP_TASK
+from apex.erm.runner import preflight_if_unanswered
+from apex.model import Encoder, ModelConfig, add_lora, load_encoder
 from apex.preflight import check_tracking
 from apex.progress import set_progress_bars, timed_stage
 from apex.sampling import mine_negatives
@@ -34,7 +37,6 @@ from apex.store.outputs import (
     negatives_files,
     read_maps,
     read_negatives,
-    view_name,
     write_maps,
     write_negatives,
 )
@@ -97,8 +99,31 @@ class Views:
     train_queries: pd.DataFrame | None = None  # erm.apply_to=documents_and_queries: the queries' map view
     stats: dict[str, float] = field(default_factory=dict)  # ERM stats (when built), query-map stats prefixed query_
     failures: list[pd.DataFrame] = field(default_factory=list)
-    name: str = "plain"  # "plain" or erm:<backend>:<apply_to>: keys the base-embedding cache
     maps: Located | None = None  # the maps output the views were read from
+    needed: NeededDocuments | None = None  # with ERMs: the training documents mapped (train_docs holds only them)
+
+
+@dataclass
+class BaseModel:
+    """The base encoder, loaded on first use: by mining (negatives not in the store) or else for training."""
+
+    cfg: ModelConfig
+    encoder: Encoder | None = None
+
+    def get(self) -> Encoder:
+        if self.encoder is None:
+            self.encoder = load_encoder(self.cfg)
+        return self.encoder
+
+
+@dataclass
+class Mined:
+    """The `negatives` stage's output: the negatives table and, unless in_batch, where it is stored."""
+
+    table: pd.DataFrame
+    sampler: str
+    located: Located | None = None  # None for in_batch: nothing mined, nothing stored
+    volatile: dict[str, Any] = field(default_factory=dict)  # filled only when mined now: cache hit, timings
 
 
 def run(cfg: DictConfig, overrides: list[str] | None = None, output_dir: str | None = None) -> Summary:
@@ -106,14 +131,16 @@ def run(cfg: DictConfig, overrides: list[str] | None = None, output_dir: str | N
     started = time.perf_counter()
     job = configs(cfg, overrides, output_dir)
     data = load_data(job)
-    views = build_views(job, data)  # before the model loads: a dead LLM server fails the run at once
+    model = BaseModel(job.cfg.model)  # loaded when first needed: to mine, else to train
+    mined = negatives(job, data, model)  # in the plain view: they say which documents need maps
+    views = build_views(job, data, mined)  # maps of training positives and mined negatives only
     tracker = open_tracking(job, data, views)
     failed = True
     try:
         summary = new_summary(tracker, job, data, views)
-        encoder = load_model(job, data, views, tracker, summary)
-        mined = negatives(job, data, views, encoder, tracker, summary)
-        result = evaluate_and_train(job, data, views, mined, encoder, tracker, summary)
+        log_negatives(mined, tracker, summary)
+        encoder = load_model(job, data, views, model, tracker, summary)
+        result = evaluate_and_train(job, data, views, mined.table, encoder, tracker, summary)
         finish(result, tracker, summary, started)
         if job.cfg.tracking.export_model:
             export_at_end(tracker, summary, job.out_dir / "export")
@@ -181,34 +208,65 @@ def load_data(job: Job) -> Data:
     return data
 
 
+@timed_stage("negatives")
+def negatives(job: Job, data: Data, model: BaseModel) -> Mined:
+    """Negatives mined once from the frozen base model in the plain view (the documents as they are), before the
+    maps, which only the documents training reads get: from the store when pinned or stored, else mined now by the
+    function the DVC stage calls (none for in_batch). Model-aware mining ranks the whole training corpus (with
+    dataset.split=given, the whole corpus) and never takes a labelled positive of the query."""
+    sampler_cfg, seed, train = job.cfg.sampler, job.cfg.job.seed, data.train
+    if sampler_cfg.name == "in_batch":
+        table = mine_negatives(train.queries, train.corpus, train.qrels, None, sampler_cfg, cache_dir=job.cache_dir,
+                               view="plain", seed=seed, progress=False).negatives  # fmt: skip
+        return Mined(table, sampler_cfg.name)
+    mined = Mined(pd.DataFrame(), sampler_cfg.name)
+
+    def mine_into(out: Path) -> None:
+        # The maps come after mining: a missing key or a dead LLM server must fail now, not after the encoding.
+        preflight_if_unanswered(list(train.corpus["text"]), MAP_TASK, job.cfg.erm, job.cache_dir / "erm")
+        mining = mine_negatives(train.queries, train.corpus, train.qrels, model.get(), sampler_cfg,
+                                cache_dir=job.cache_dir / "base_embeddings", view="plain", seed=seed,
+                                progress=job.progress)  # fmt: skip
+        mined.volatile.update(write_negatives(mining, out))
+
+    inputs = keys.negatives_inputs(data.fingerprint, job.cfg.model, sampler_cfg, seed)
+    mined.located = job.store.get_or_build("negatives", inputs, mine_into)
+    mined.table, _ = read_negatives(mined.located.path)
+    return mined
+
+
 @timed_stage("views")
-def build_views(job: Job, data: Data) -> Views:
-    """The training view of the documents (and, if asked, of the queries); the evaluation view of val/test.
+def build_views(job: Job, data: Data, mined: Mined) -> Views:
+    """The training view of the documents training reads (training positives and mined negatives, apex.erm.needed)
+    and, if asked, of the queries; the evaluation view of val/test (whole corpora: evaluation reads every document).
 
     Maps come from the store: pinned by `dvc repro`, stored by an earlier run, or built now by `write_maps`.
     """
     erm_cfg, eval_cfg = job.cfg.erm, job.cfg.eval
-    splits = data.splits
-    views = Views(train_docs=data.train.corpus, val_docs=splits["val"].corpus, test_docs=splits["test"].corpus)
+    splits, train = data.splits, data.train
+    views = Views(train_docs=train.corpus, val_docs=splits["val"].corpus, test_docs=splits["test"].corpus)
     if erm_cfg.name == "none":
         if eval_cfg.view == "erm":
             raise ValueError("eval.view=erm needs an ERM backend (erm=spacy, gpt4o, ...), got erm=none")
         return views
+    views.needed = needed = needed_documents(train.corpus, train.qrels, mined.table)
+    log.info("%s", needed.line())
     built: dict[str, dict[str, float]] = {}  # filled only when the maps are built now: timings, cache hits
     mapped = {name: splits[name] for name in keys.mapped_splits(eval_cfg.view)}
-    views.maps = job.store.get_or_build(
-        "erm",
-        keys.maps_inputs(data.fingerprint, erm_cfg, tuple(mapped)),
-        lambda out: built.update(write_maps(mapped, erm_cfg, job.cache_dir / "erm", out, job.progress)),
-    )
-    views.name = view_name(erm_cfg)
+
+    def map_into(out: Path) -> None:
+        built.update(write_maps(mapped, erm_cfg, job.cache_dir / "erm", out, job.progress, {"train": needed.ids}))
+
+    inputs = keys.maps_inputs(data.fingerprint, erm_cfg, tuple(mapped), {"train": needed.key()})
+    views.maps = job.store.get_or_build("erm", inputs, map_into)
     folder = views.maps.path
-    views.train_docs, counts = mapped_view(data.train.corpus, "doc_id", read_maps(folder, "train"))
+    read = train.corpus[train.corpus["doc_id"].isin(set(needed.ids))].reset_index(drop=True)
+    views.train_docs, counts = mapped_view(read, "doc_id", read_maps(folder, "train"))
     views.stats = {**built.get("train", {}), **{f"view_{k}": float(v) for k, v in counts.items()}}
     views.failures.append(read_maps(folder, "train", "failures"))
     if erm_cfg.apply_to == "documents_and_queries":
         query_maps = read_maps(folder, "train", "query_maps")
-        views.train_queries, counts = mapped_view(data.train.queries, "query_id", query_maps)
+        views.train_queries, counts = mapped_view(train.queries, "query_id", query_maps)
         views.stats |= {f"query_view_{k}": float(v) for k, v in counts.items()}
     if eval_cfg.view == "erm":
         views.test_docs, _ = mapped_view(splits["test"].corpus, "doc_id", read_maps(folder, "test"))
@@ -265,62 +323,47 @@ def new_summary(tracker: JobRun, job: Job, data: Data, views: Views) -> Summary:
     return summary
 
 
-@timed_stage("model")
-def load_model(job: Job, data: Data, views: Views, tracker: JobRun, summary: Summary) -> Encoder:
-    """The base encoder; with ERMs, log how much shorter the maps are in its tokens (the paper's 37.71%)."""
-    model_cfg = job.cfg.model
-    encoder = load_encoder(model_cfg)
-    log.info("model %s on %s, bf16 autocast %s", model_cfg.source, encoder.device, encoder.use_bf16)
-    if job.cfg.erm.name == "none":
-        return encoder
-    plain = data.train.corpus
-    per_doc, reduction = size_reduction(list(plain["text"]), list(views.train_docs["text"]), encoder.tokenizer)
-    tracker.log_metrics({**{f"erm_{k}": v for k, v in views.stats.items()}, **reduction})
-    per_doc.insert(0, "doc_id", plain["doc_id"].to_numpy())
-    tracker.log_table(per_doc, "erm/size_per_document.json")
-    tracker.log_artifact(write_reduction_histogram(per_doc, job.out_dir / "erm_size_reduction.png"), "erm")
-    failures = pd.concat(views.failures, ignore_index=True)
-    if len(failures):
-        tracker.log_table(failures, "erm/failures.json")
-    mean, median = reduction["token_reduction_mean_pct"], reduction["token_reduction_median_pct"]
-    summary.extra["ERM input-size reduction (tokens)"] = (
-        f"mean {mean:.2f}%, median {median:.2f}% over {len(per_doc)} training documents (paper: 37.71%)"
-    )
-    return encoder
-
-
-@timed_stage("negatives")
-def negatives(job: Job, data: Data, views: Views, encoder: Encoder, tracker: JobRun, summary: Summary) -> pd.DataFrame:
-    """Negatives mined once from the frozen base model, in the training view: from the store when pinned or stored,
-    else mined now by the function the DVC stage calls (none for in_batch)."""
-    sampler_cfg, seed = job.cfg.sampler, job.cfg.job.seed
-    queries = data.train.queries if views.train_queries is None else views.train_queries
-    if sampler_cfg.name == "in_batch":
-        return mine_negatives(queries, views.train_docs, data.train.qrels, None, sampler_cfg, cache_dir=job.cache_dir,
-                              view=views.name, seed=seed, progress=False).negatives  # fmt: skip
-    maps_key = views.maps.key if views.maps else None
-    inputs = keys.negatives_inputs(data.fingerprint, maps_key, views.name, job.cfg.model, sampler_cfg, seed)
-    volatile: dict[str, Any] = {}  # filled only when mined now: cache hit, timings
-
-    def mine_into(out: Path) -> None:
-        mining = mine_negatives(queries, views.train_docs, data.train.qrels, encoder, sampler_cfg,
-                                cache_dir=job.cache_dir / "base_embeddings", view=views.name, seed=seed,
-                                progress=job.progress)  # fmt: skip
-        volatile.update(write_negatives(mining, out))
-
-    located = job.store.get_or_build("negatives", inputs, mine_into)
-    table, _ = read_negatives(located.path)
+def log_negatives(mined: Mined, tracker: JobRun, summary: Summary) -> None:
+    """Where the negatives came from (pinned, stored, mined now), their count, stats and histogram."""
+    if mined.located is None:  # in_batch: nothing mined
+        return
+    located, volatile = mined.located, mined.volatile
     tracker.set_tags(located.provenance())
-    tracker.log_metrics({"negatives": len(table)})
+    tracker.log_metrics({"negatives": len(mined.table)})
     if "cache_hit" in volatile:
         tracker.set_tags({"apex.base_embedding_cache": "hit" if volatile["cache_hit"] else "miss"})
         tracker.log_metrics({"base_embedding_cache_hit": float(volatile["cache_hit"])})
     for path in negatives_files(located.path):
         tracker.log_artifact(path, "sampler")
     cache = f"; base embeddings cache {'hit' if volatile['cache_hit'] else 'miss'}" if "cache_hit" in volatile else ""
-    summary.extra["negatives"] = f"{len(table)} ({sampler_cfg.name}), {located.status}{cache}"
+    summary.extra["negatives"] = f"{len(mined.table)} ({mined.sampler}), {located.status}{cache}"
     summary.extra["data store"] += f", negatives {located.status}"
-    return table
+
+
+@timed_stage("model")
+def load_model(job: Job, data: Data, views: Views, model: BaseModel, tracker: JobRun, summary: Summary) -> Encoder:
+    """The base encoder; with ERMs, log how much shorter the maps are in its tokens (the paper's 37.71%), over the
+    documents actually mapped (training positives and mined negatives)."""
+    encoder = model.get()
+    log.info("model %s on %s, bf16 autocast %s", model.cfg.source, encoder.device, encoder.use_bf16)
+    if views.needed is None:  # erm=none
+        return encoder
+    plain = data.train.corpus.set_index("doc_id").loc[views.train_docs["doc_id"], "text"]
+    per_doc, reduction = size_reduction(list(plain), list(views.train_docs["text"]), encoder.tokenizer)
+    erm_stats = {f"erm_{k}": v for k, v in views.stats.items()}
+    tracker.log_metrics({**erm_stats, **reduction, **views.needed.metrics()})
+    per_doc.insert(0, "doc_id", views.train_docs["doc_id"].to_numpy())
+    tracker.log_table(per_doc, "erm/size_per_document.json")
+    tracker.log_artifact(write_reduction_histogram(per_doc, job.out_dir / "erm_size_reduction.png"), "erm")
+    failures = pd.concat(views.failures, ignore_index=True)
+    if len(failures):
+        tracker.log_table(failures, "erm/failures.json")
+    mean, median = reduction["token_reduction_mean_pct"], reduction["token_reduction_median_pct"]
+    summary.extra["maps"] = views.needed.line().removeprefix("maps: ")
+    summary.extra["ERM input-size reduction (tokens)"] = (
+        f"mean {mean:.2f}%, median {median:.2f}% over the {len(per_doc)} mapped training documents (paper: 37.71%)"
+    )
+    return encoder
 
 
 @timed_stage("train+evaluate")

@@ -148,9 +148,12 @@ def _save_splits(folder: Path) -> None:
 def test_cli_writes_parquet_and_reuses_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("apex.data")
     from apex.erm.build import main
+    from apex.sampling.mining import empty_negatives
 
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     _save_splits(tmp_path / "prepared")
+    (tmp_path / "negatives").mkdir()
+    empty_negatives().to_parquet(tmp_path / "negatives" / "negatives.parquet")  # in_batch: training reads positives
     with FakeLLMServer() as srv:
         params = tmp_path / "params.yaml"
         params.write_text(
@@ -158,7 +161,8 @@ def test_cli_writes_parquet_and_reuses_cache(tmp_path: Path, monkeypatch: pytest
             f"  apply_to: documents_and_queries\neval:\n  view: erm\n"  # erm view: val and test get maps too
         )
         args = ["--params", str(params), "--splits", str(tmp_path / "prepared"), "--out", str(tmp_path / "erm"),
-                "--cache-dir", str(tmp_path / "cache"), "--no-progress"]  # fmt: skip
+                "--negatives", str(tmp_path / "negatives"), "--cache-dir", str(tmp_path / "cache"),
+                "--no-progress"]  # fmt: skip
         assert main(args) == 0
         assert len(srv.chat_log()) == 18  # 9 documents + 9 queries
         maps = pd.read_parquet(tmp_path / "erm" / "test" / "maps.parquet")

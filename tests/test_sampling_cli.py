@@ -10,10 +10,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from apex.data import Dataset, load_splits, save_splits
-from apex.errors import InputError
+from apex.data import Dataset, save_splits
 from apex.sampling.mine import main
-from apex.store.store import write_inputs
 
 
 class HashEncoder:
@@ -93,33 +91,32 @@ def test_mines_the_train_split(workspace) -> None:
     assert json.loads((workspace / "negatives" / "inputs.json").read_text())["inputs"]["view"] == "plain"
 
 
-def test_map_view_embeds_maps_where_they_are_ok(workspace) -> None:
-    corpus = load_splits(workspace / "prepared")["train"].corpus
-    n_rest = len(corpus) - 3
-    maps = pd.DataFrame(
-        {
-            "doc_id": list(corpus["doc_id"]),
-            "map_json": ["{}"] * len(corpus),
-            "text": ["map of 0", "map of 1", "", *[""] * n_rest],
-            "status": ["ok", "ok", "empty", *["failed"] * n_rest],
-        }
-    )
+def test_the_erm_stage_maps_exactly_the_positives_and_mined_negatives(workspace, caplog) -> None:
+    """negatives → erm, as dvc.yaml chains them: the maps hold the training positives and the mined negatives, and
+    no other training document; the stage says how many of the corpus it needed."""
+    from apex.erm.build import main as build_maps_stage
+
+    run(workspace)
+    negatives = pd.read_parquet(workspace / "negatives" / "negatives.parquet")
+    positives = {f"train-d{i}" for i in range(10)}
+    needed = positives | set(negatives["doc_id"])  # a negative of one query may be another query's positive
+    others = len(needed) - 10
     params = yaml.safe_load((workspace / "params.yaml").read_text())
-    (workspace / "params.yaml").write_text(yaml.safe_dump({**params, "erm": {"name": "spacy"}}))
-    (workspace / "erm" / "train").mkdir(parents=True)
-    with pytest.raises(InputError, match=r"inputs\.json"):  # maps the erm stage did not write
-        run(workspace, "--maps", str(workspace / "erm"))
-    write_inputs(workspace / "erm", {"stage": "erm", "made": "by hand"})
-    maps.iloc[:3].to_parquet(workspace / "erm" / "train" / "maps.parquet")
-    # A document without a maps row is a wiring error, not a document to fall back on quietly.
-    with pytest.raises(InputError, match="no maps row"):
-        run(workspace, "--maps", str(workspace / "erm"))
-    maps.to_parquet(workspace / "erm" / "train" / "maps.parquet")
-    encoder = run(workspace, "--maps", str(workspace / "erm"))
-    assert {"map of 0", "map of 1", "train paragraph 2"} <= set(encoder.seen)
-    assert "train paragraph 0" not in encoder.seen
-    # The same view name (and so the same base-embedding cache entry) as a run with erm=spacy
-    assert json.loads((workspace / "negatives" / "sampler_stats.json").read_text())["view"] == "erm:spacy:documents"
+    (workspace / "params.yaml").write_text(
+        yaml.safe_dump({**params, "erm": {"name": "spacy"}, "eval": {"view": "plain"}})
+    )
+    argv = ["--params", str(workspace / "params.yaml"), "--splits", str(workspace / "prepared"), "--out",
+            str(workspace / "erm"), "--negatives", str(workspace / "nowhere"), "--no-progress"]  # fmt: skip
+    assert build_maps_stage(argv) == 2  # no negatives stage output: one clear error, no maps of everything
+    argv[argv.index("--negatives") + 1] = str(workspace / "negatives")
+    with caplog.at_level("INFO", logger="apex.erm"):
+        assert build_maps_stage(argv) == 0
+    maps = pd.read_parquet(workspace / "erm" / "train" / "maps.parquet")
+    assert set(maps["doc_id"]) == needed and len(maps) == len(needed) < 30
+    assert f"maps: {len(needed)} of 30 corpus documents needed: 10 training positives, {others} mined" in caplog.text
+    inputs = json.loads((workspace / "erm" / "inputs.json").read_text())["inputs"]
+    assert inputs["needed"]["train"]["documents"] == len(needed)
+    assert not (workspace / "erm" / "val").exists()  # eval.view=plain: evaluation reads no maps
 
 
 def test_in_batch_loads_no_model(workspace) -> None:

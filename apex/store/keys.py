@@ -1,10 +1,12 @@
 """The inputs that determine each stored output, and the key (sha256 of their canonical JSON) that addresses it.
 
 prepared: the splits' content fingerprint (splits are cheap to recompute, so a run recomputes and compares them).
-erm: the splits' fingerprint, the ERM identity (backend, model, prompt/extractor version, generation settings) and
-     the ERM code. negatives: the splits, the maps key (or "plain"), the base model's identity, the sampler
-     settings, the seed and the sampling/model code. Operational knobs (concurrency, timeouts, prices, paths) are
-     left out: they change how fast an output is made, not what it holds.
+negatives: the splits, the base model's identity, the sampler settings, the seed and the sampling/model code
+     (mined in the plain view, before the maps: the maps depend on them, not the other way round).
+erm: the splits' fingerprint, the ERM identity (backend, model, prompt/extractor version, generation settings), the
+     ERM code and, per split mapped only in part (train), the set of needed documents (apex.erm.needed).
+Operational knobs (concurrency, timeouts, prices, paths) are left out: they change how fast an output is made, not
+what it holds.
 """
 
 from __future__ import annotations
@@ -65,36 +67,38 @@ def erm_identity(cfg: ErmConfig) -> dict[str, Any]:
 
 
 def mapped_splits(eval_view: str) -> tuple[str, ...]:
-    """The splits whose corpus gets maps: train always; val and test only when evaluation reads maps (an LLM
-    backend bills every document, so nothing is mapped that no stage reads)."""
+    """The splits whose corpus gets maps: train always (only its needed documents, apex.erm.needed); val and test
+    only when evaluation reads maps, then whole (an LLM backend bills every document: nothing is mapped that no
+    stage reads)."""
     return ("train", "val", "test") if eval_view == "erm" else ("train",)
 
 
-def maps_inputs(splits_fingerprint: str, cfg: ErmConfig, mapped: tuple[str, ...] = ("train",)) -> dict[str, Any]:
+def maps_inputs(
+    splits_fingerprint: str,
+    cfg: ErmConfig,
+    mapped: tuple[str, ...] = ("train",),
+    needed: dict[str, dict[str, object]] | None = None,
+) -> dict[str, Any]:
+    """`needed`: split -> `NeededDocuments.key()` for the splits mapped only in part (train); the others whole."""
     return {
         "stage": "erm",
         "splits": splits_fingerprint,
         "mapped": list(mapped),
+        "needed": needed or {},
         "erm": erm_identity(cfg),
         "code": code_version("erm"),
     }
 
 
 def negatives_inputs(
-    splits_fingerprint: str,
-    maps_key: str | None,
-    view: str,
-    model: ModelConfig | None,
-    sampler: SamplerConfig,
-    seed: int,
+    splits_fingerprint: str, model: ModelConfig | None, sampler: SamplerConfig, seed: int
 ) -> dict[str, Any]:
     """`model` None: the sampler reads no embeddings (in_batch), so no base model determines the output."""
     base_model = {} if model is None else {k: v for k, v in vars(model).items() if k not in _MODEL_TRAINING_ONLY}
     return {
         "stage": "negatives",
         "splits": splits_fingerprint,
-        "maps": maps_key or "plain",
-        "view": view,
+        "view": "plain",  # always: the negatives say which documents need maps, so they come first
         "base_model": base_model,
         "sampler": sampler.as_dict(),
         "seed": seed,

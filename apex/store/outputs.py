@@ -1,7 +1,8 @@
 """The on-disk form of the maps and negatives outputs, written the same way by the DVC stages and by runs.
 
-    maps:       <out>/<split>/maps.parquet (doc_id, map_json, text, status), failures.parquet (doc_id, reason,
-                attempts), query_maps.parquet (erm.apply_to=documents_and_queries; doc_id holds the query_id)
+    maps:       <out>/<split>/maps.parquet (doc_id, map_json, text, status; train: its needed documents only),
+                failures.parquet (doc_id, reason, attempts), query_maps.parquet (erm.apply_to=documents_and_queries;
+                doc_id holds the query_id)
     negatives:  <out>/negatives.parquet, sampler_stats.json, sampler_score_histogram.png
 
 Only what the inputs determine goes into these files, so the same inputs give the same bytes (and the same
@@ -11,7 +12,7 @@ dvc.lock md5): timings, cache hits and token usage are returned to the caller, w
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,20 +25,32 @@ from apex.sampling.outputs import HISTOGRAM_FILE, NEGATIVES_FILE, STATS_FILE
 
 
 def write_maps(
-    splits: Mapping[str, Dataset], cfg: ErmConfig, cache_dir: Path, out: Path, progress: bool
+    splits: Mapping[str, Dataset],
+    cfg: ErmConfig,
+    cache_dir: Path,
+    out: Path,
+    progress: bool,
+    needed: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Build the maps of every split's corpus (and queries, if asked) into `out`; returns stats per split."""
+    """Build the maps of every split's corpus (and queries, if asked) into `out`; returns stats per split.
+
+    `needed`: split -> the only documents of its corpus to map (apex.erm.needed: training positives and mined
+    negatives); a split not in it is mapped whole (val/test with eval.view=erm: evaluation reads every document).
+    """
     from apex.erm.pipeline import FAILURE_COLUMNS, MAPS_COLUMNS, build_maps
 
     stats: dict[str, dict[str, float]] = {}
     for split, ds in splits.items():
         folder = out / split
         folder.mkdir(parents=True, exist_ok=True)
+        corpus = ds.corpus
+        if needed is not None and split in needed:
+            corpus = corpus[corpus["doc_id"].isin(set(needed[split]))]
         if cfg.name == "none":
             tables = {"maps": _empty(MAPS_COLUMNS), "failures": _empty(FAILURE_COLUMNS)}
             stats[split] = {}
         else:
-            result = build_maps(_items(ds.corpus, "doc_id"), cfg, cache_dir, progress=progress)
+            result = build_maps(_items(corpus, "doc_id"), cfg, cache_dir, progress=progress)
             tables, stats[split] = {"maps": result.maps, "failures": result.failures}, dict(result.stats)
             if cfg.apply_to == "documents_and_queries":
                 queries = build_maps(_items(ds.queries, "query_id"), cfg, cache_dir, progress=progress)
@@ -77,11 +90,6 @@ def _items(table: pd.DataFrame, id_column: str) -> pd.DataFrame:
 
 def _empty(columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series([], dtype=str) for c in columns})
-
-
-def view_name(cfg: ErmConfig) -> str:
-    """The name of the text view training reads: keys the base-embedding cache (the same in runs and stages)."""
-    return "plain" if cfg.name == "none" else f"erm:{cfg.name}:{cfg.apply_to}"
 
 
 def mapped_view(table: pd.DataFrame, id_column: str, maps: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
