@@ -119,12 +119,15 @@ class Encoder:
         self, texts: Sequence[str], kind: Kind, show_progress: bool = False, batch_size: int | None = None
     ) -> np.ndarray:
         """(len(texts), dim) float32 numpy, unit norm; texts are batched longest first to waste little padding
-        (sorted by characters: tokenising a whole corpus up front would hold every id list in memory at once)."""
+        (sorted by characters: tokenising a whole corpus up front would hold every id list in memory at once).
+
+        Each batch's rows are written straight into the one output array, so a corpus costs its embeddings once
+        (not three times, as collecting, concatenating and un-sorting copies would: 230 MB more at 50,000 x 384)."""
         batch_size = batch_size or self.cfg.batch_size
         order = np.argsort([-len(t) for t in texts], kind="stable")
         was_training = self.model.training
         self.model.eval()
-        chunks: list[np.ndarray] = []
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
         try:
             starts = range(0, len(texts), batch_size)
             for start in tqdm(
@@ -133,15 +136,10 @@ class Encoder:
                 disable=not show_progress,
                 leave=False,
             ):
-                batch_texts = [texts[i] for i in order[start : start + batch_size]]
-                chunks.append(self.embed(batch_texts, kind).cpu().numpy())
+                rows = order[start : start + batch_size]
+                out[rows] = self.embed([texts[i] for i in rows], kind).cpu().numpy()  # back in input order
         finally:
             self.model.train(was_training)
-        if not chunks:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        stacked = np.concatenate(chunks).astype(np.float32, copy=False)
-        out = np.empty_like(stacked)
-        out[order] = stacked  # undo the length sort
         return out
 
     def for_evaluation(self, *, merge_lora: bool, fp32: bool) -> Encoder:
