@@ -401,7 +401,8 @@ def evaluate_and_train(
         on_stop_point=stop_points.evaluate_and_save,
         on_loss=lambda step, loss: tracker.log_metrics({"train_loss": loss}, step=step),
         progress=job.progress,
-        eval_seconds=time.perf_counter() - zero_shot_started,  # the remaining-time estimate counts evaluations
+        # The remaining-time estimate counts evaluations: step 0's computing time (kept by the step-0 cache).
+        eval_seconds=stop_points.step0_seconds or time.perf_counter() - zero_shot_started,
     )
     return result
 

@@ -32,6 +32,7 @@ class StopPoints:
     encoder: Encoder
     tracker: JobRun
     summary: Summary
+    step0_seconds: float | None = None
 
     def evaluate(self, step: int, fraction: float) -> None:
         """Test (and validation) at this stop point; step 0 comes from the step-0 cache when a job stored it."""
@@ -50,6 +51,8 @@ class StopPoints:
             cache_dir=self.job.cache_dir / "step0_eval",
             progress=self.job.progress,
         )
+        if step == 0:  # what one stop point's evaluation costs, also when step 0 came from the cache (ETA)
+            self.step0_seconds = evaluated.compute_seconds()
         self.summary.steps[step] = fraction
         self.summary.test[step] = evaluated.results["test"].metrics
         if "val" in evaluated.results:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -95,3 +97,30 @@ def test_stop_point_shares_corpus_embeddings_and_caches_step_zero(tmp_path) -> N
     upper = CountingEncoder([t.upper() if t.startswith("doc") else t for t in texts])
     other = evaluate_stop_point(upper, changed, cfg, step=0, cache_dir=tmp_path, progress=False)
     assert other.cache_hits == {"test": False, "val": False}
+
+
+class SlowEncoder(CountingEncoder):
+    """Takes a known time per document batch, so the computing time a cache hit reports can be checked."""
+
+    def encode(self, texts, kind, show_progress=False, batch_size=None) -> np.ndarray:
+        if kind == "document":
+            time.sleep(0.3)
+        return super().encode(texts, kind, show_progress, batch_size)
+
+
+def test_step_zero_cache_hit_reports_the_computing_time_not_its_own(tmp_path) -> None:
+    """A job whose step 0 comes from the cache still knows what an evaluation costs (its remaining-time estimate
+    counts the stop points' evaluations): the hit returns the seconds the first job spent computing it."""
+    targets, texts = _targets()
+    cfg = EvalConfig(ks=(1, 5, 10), run_depth=20)
+    first = evaluate_stop_point(SlowEncoder(texts), targets, cfg, step=0, cache_dir=tmp_path, progress=False)
+    computed = first.compute_seconds()
+    assert computed is not None and computed >= 0.3
+    again = SlowEncoder(texts)
+    second = evaluate_stop_point(again, targets, cfg, step=0, cache_dir=tmp_path, progress=False)
+    assert again.documents_encoded == 0  # nothing was encoded ...
+    assert second.compute_seconds() == pytest.approx(computed)  # ... yet it reports what computing took
+    for entry in tmp_path.iterdir():  # an entry written before timings were kept: unknown, not zero
+        (entry / "seconds.json").unlink()
+    third = evaluate_stop_point(SlowEncoder(texts), targets, cfg, step=0, cache_dir=tmp_path, progress=False)
+    assert all(third.cache_hits.values()) and third.compute_seconds() is None

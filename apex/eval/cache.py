@@ -4,7 +4,10 @@ Step 0 is the zero-shot base model: its test and validation scores depend only o
 lengths, prefixes, precision), the data (queries, qrels, the documents in the evaluation view) and the evaluation
 settings, never on the seed or the arm. So the first job of a sweep computes them and every later job re-uses them:
 
-    <root>/<key>/metrics.json, per_query.parquet, run.parquet      key = sha256 of the JSON of those inputs
+    <root>/<key>/metrics.json, per_query.parquet, run.parquet, seconds.json      key = sha256 of those inputs
+
+(seconds.json: how long the computation took, so a job that hits the cache can still estimate what each of its
+stop points' evaluations will take.)
 
 A hit returns exactly what was stored (same floats), so step-0 rows are identical across a sweep. Entries are
 written to a temporary folder and renamed into place: a crash leaves no half entry, and two jobs racing to write
@@ -58,12 +61,14 @@ class Step0Cache:
             metrics = json.loads((folder / "metrics.json").read_text("utf-8"))
             per_query = pd.read_parquet(folder / "per_query.parquet")
             run = pd.read_parquet(folder / "run.parquet") if (folder / "run.parquet").exists() else None
+            timing = folder / "seconds.json"  # how long computing it took: what a stop point will take (ETA)
+            seconds = json.loads(timing.read_text("utf-8"))["seconds"] if timing.exists() else None
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as err:  # a damaged entry is recomputed, not trusted
             log.warning("step-0 cache entry %s is unreadable (%s): recomputing", folder, err)
             return None
-        return EvalResult(metrics=metrics, per_query=per_query, run=run)
+        return EvalResult(metrics=metrics, per_query=per_query, run=run, seconds=seconds)
 
     def save(self, key: str, result: EvalResult) -> None:
         target = self.root / key
@@ -76,6 +81,8 @@ class Step0Cache:
         result.per_query.to_parquet(tmp / "per_query.parquet", index=False)
         if result.run is not None:
             result.run.to_parquet(tmp / "run.parquet", index=False)
+        if result.seconds is not None:
+            (tmp / "seconds.json").write_text(json.dumps({"seconds": result.seconds}), "utf-8")
         try:
             tmp.rename(target)
         except OSError:  # another job stored the same key first

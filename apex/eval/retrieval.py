@@ -41,6 +41,7 @@ class EvalResult:
     metrics: dict[str, float]
     per_query: pd.DataFrame
     run: pd.DataFrame | None = None  # query_id, doc_id, rank (1-based), score: each query's top run_depth
+    seconds: float | None = None  # wall time of encoding + scoring, when the caller timed it (step-0 cache keeps it)
 
 
 def check_ks(ks: Sequence[int]) -> tuple[int, ...]:

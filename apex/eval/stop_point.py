@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -51,6 +52,11 @@ class EvalTarget:
 class StopPointEval:
     results: dict[str, EvalResult]  # split name → result
     cache_hits: dict[str, bool]  # split name → came from the step-0 cache
+
+    def compute_seconds(self) -> float | None:
+        """What computing every split took (for cache hits: when it was computed); None if a hit did not say."""
+        seconds = [result.seconds for result in self.results.values()]
+        return None if any(s is None for s in seconds) else float(sum(seconds))
 
 
 def _content_hash(docs: pd.DataFrame) -> bytes:
@@ -91,6 +97,7 @@ def evaluate_stop_point(
             log.info("step 0 %s: cache hit (%s)", target.name, key[:12])
             out.results[target.name], out.cache_hits[target.name] = cached, True
             continue
+        started = time.perf_counter()
         docs_key = _content_hash(target.docs)
         if docs_key not in doc_embeddings:
             texts = list(target.docs["text"])
@@ -109,6 +116,7 @@ def evaluate_stop_point(
             chunk_size=cfg.chunk_size,
             run_depth=cfg.run_depth,
         )
+        result.seconds = time.perf_counter() - started
         if cache is not None:
             log.info("step 0 %s: cache miss (%s): stored", target.name, key[:12])
             cache.save(key, result)
