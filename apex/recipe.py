@@ -26,10 +26,11 @@ from apex.erm import generate_queries, size_reduction, write_reduction_histogram
 from apex.erm.needed import NeededDocuments, needed_documents
 from apex.erm.prompts import MAP_TASK
 from apex.erm.runner import preflight_if_unanswered
-from apex.model import Encoder, ModelConfig, add_lora, load_encoder
+from apex.model import Encoder, LazyEncoder, add_lora
 from apex.preflight import check_tracking
 from apex.progress import set_progress_bars, timed_stage
 from apex.sampling import mine_negatives
+from apex.sampling.mining import empty_negatives
 from apex.stop_points import StopPoints
 from apex.store import keys
 from apex.store.outputs import (
@@ -104,19 +105,6 @@ class Views:
 
 
 @dataclass
-class BaseModel:
-    """The base encoder, loaded on first use: by mining (negatives not in the store) or else for training."""
-
-    cfg: ModelConfig
-    encoder: Encoder | None = None
-
-    def get(self) -> Encoder:
-        if self.encoder is None:
-            self.encoder = load_encoder(self.cfg)
-        return self.encoder
-
-
-@dataclass
 class Mined:
     """The `negatives` stage's output: the negatives table and, unless in_batch, where it is stored."""
 
@@ -131,7 +119,7 @@ def run(cfg: DictConfig, overrides: list[str] | None = None, output_dir: str | N
     started = time.perf_counter()
     job = configs(cfg, overrides, output_dir)
     data = load_data(job)
-    model = BaseModel(job.cfg.model)  # loaded when first needed: to mine, else to train
+    model = LazyEncoder(job.cfg.model)  # loaded when first needed: to mine, else to train
     mined = negatives(job, data, model)  # in the plain view: they say which documents need maps
     views = build_views(job, data, mined)  # maps of training positives and mined negatives only
     tracker = open_tracking(job, data, views)
@@ -209,16 +197,14 @@ def load_data(job: Job) -> Data:
 
 
 @timed_stage("negatives")
-def negatives(job: Job, data: Data, model: BaseModel) -> Mined:
+def negatives(job: Job, data: Data, model: LazyEncoder) -> Mined:
     """Negatives mined once from the frozen base model in the plain view (the documents as they are), before the
     maps, which only the documents training reads get: from the store when pinned or stored, else mined now by the
     function the DVC stage calls (none for in_batch). Model-aware mining ranks the whole training corpus (with
     dataset.split=given, the whole corpus) and never takes a labelled positive of the query."""
     sampler_cfg, seed, train = job.cfg.sampler, job.cfg.job.seed, data.train
-    if sampler_cfg.name == "in_batch":
-        table = mine_negatives(train.queries, train.corpus, train.qrels, None, sampler_cfg, cache_dir=job.cache_dir,
-                               view="plain", seed=seed, progress=False).negatives  # fmt: skip
-        return Mined(table, sampler_cfg.name)
+    if sampler_cfg.name == "in_batch":  # the batch's other positives are the negatives: nothing to mine or store
+        return Mined(empty_negatives(), sampler_cfg.name)
     mined = Mined(pd.DataFrame(), sampler_cfg.name)
 
     def mine_into(out: Path) -> None:
@@ -341,7 +327,7 @@ def log_negatives(mined: Mined, tracker: JobRun, summary: Summary) -> None:
 
 
 @timed_stage("model")
-def load_model(job: Job, data: Data, views: Views, model: BaseModel, tracker: JobRun, summary: Summary) -> Encoder:
+def load_model(job: Job, data: Data, views: Views, model: LazyEncoder, tracker: JobRun, summary: Summary) -> Encoder:
     """The base encoder; with ERMs, log how much shorter the maps are in its tokens (the paper's 37.71%), over the
     documents actually mapped (training positives and mined negatives)."""
     encoder = model.get()

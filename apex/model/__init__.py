@@ -4,6 +4,7 @@ from apex.lazy import lazy_exports
 
 _EXPORTS = {
     "Encoder": "encoder",
+    "LazyEncoder": "encoder",
     "ModelConfig": "config",
     "add_lora": "lora",
     "load_encoder": "encoder",
@@ -11,4 +12,4 @@ _EXPORTS = {
     "save_adapter": "lora",
 }
 __getattr__ = lazy_exports(__name__, _EXPORTS)
-__all__ = ["Encoder", "ModelConfig", "add_lora", "load_encoder", "pick_device", "save_adapter"]
+__all__ = ["Encoder", "LazyEncoder", "ModelConfig", "add_lora", "load_encoder", "pick_device", "save_adapter"]

@@ -172,3 +172,17 @@ def pick_device() -> torch.device:
 def load_encoder(cfg: ModelConfig, device: torch.device | None = None) -> Encoder:
     device = device or pick_device()
     return Encoder(load_base_model(cfg, device), cfg, device)
+
+
+class LazyEncoder:
+    """The base encoder of ``cfg``, loaded on the first ``get()`` (the recipe needs it to mine negatives only when
+    they are not in the data store, and else only for training)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        self.cfg = cfg
+        self.encoder: Encoder | None = None
+
+    def get(self) -> Encoder:
+        if self.encoder is None:
+            self.encoder = load_encoder(self.cfg)
+        return self.encoder
