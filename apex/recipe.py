@@ -402,6 +402,8 @@ def finish(result: TrainResult, tracker: JobRun, summary: Summary, started: floa
     if chosen is not None:
         metrics |= {"chosen_step": float(chosen), "objective_val_rank_at_1": summary.val[chosen]["rank_at_1"]}
     tracker.log_metrics(metrics)
+    if url := tracker.ui_url():
+        summary.extra["MLflow UI"] = url  # opens in model-training mode on the rank@1 view (tracking.saved_view)
     tracker.log_json(
         {"steps": summary.steps, "test": summary.test, "val": summary.val, "extra": summary.extra, "chosen": chosen},
         "summary.json",

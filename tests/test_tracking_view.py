@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from urllib.parse import parse_qs
+
 from mlflow import MlflowClient
 
+from apex.eval.retrieval import metric_names
 from apex.tracking.mlflow_run import PARENT_RUN_ENV
+from apex.tracking.saved_view import HEADLINE_VIEW, SHARED_VIEW_PREFIX, experiment_url
 from apex.tracking.view import (
     EXPERIMENT_KIND_TAG,
     NOTE_TAG,
@@ -64,6 +69,46 @@ def test_experiment_is_marked_as_model_training_once(tmp_path) -> None:
     client.set_experiment_tag(experiment, EXPERIMENT_KIND_TAG, "genai_development")  # a user's own choice stays
     mark_model_training(client, experiment)
     assert client.get_experiment(experiment).tags[EXPERIMENT_KIND_TAG] == "genai_development"
+
+
+# What MLflow 3.17's experiment page restores from a saved view (its UI-state and search-facet keys).
+RESTORED_KEYS = {
+    "selectedColumns", "columnOrder", "columnWidths", "runsHiddenMode", "compareRunCharts", "compareRunSections",
+    "viewMaximized", "runListHidden", "isAccordionReordered", "groupBy", "groupsExpanded", "useGroupedValuesInCharts",
+    "hideEmptyCharts", "globalLineChartConfig", "chartsSearchFilter", "searchFilter", "orderByKey", "orderByAsc",
+    "startTime", "lifecycleFilter", "modelVersionFilter", "datasetsFilter",
+}  # fmt: skip
+
+
+def test_saved_view_puts_rank_at_1_first_and_keeps_a_users_edit(tmp_path) -> None:
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = client.create_experiment("apex", artifact_location=(tmp_path / "a").as_uri())
+    mark_model_training(client, experiment)
+    tag = SHARED_VIEW_PREFIX + HEADLINE_VIEW
+    envelope = json.loads(client.get_experiment(experiment).tags[tag])
+    # MLflow's loader: an object with a string name, a number createdAt and the page state as a JSON string
+    assert isinstance(envelope["name"], str) and isinstance(envelope["createdAt"], int)
+    state = json.loads(envelope["state"])
+    assert set(state) <= RESTORED_KEYS and state["orderByKey"] == "metrics.`rank_at_1`" and not state["orderByAsc"]
+    sections = {s["uuid"]: s["name"] for s in state["compareRunSections"]}
+    charted = [(c["metricKey"], sections[c["metricSectionId"]]) for c in state["compareRunCharts"]]
+    assert charted[0] == ("rank_at_1", "Retrieval")
+    # MLflow orders sections: its own "Model metrics" / "System metrics" last, every other by name before them
+    assert sorted(set(sections.values()) - {"Model metrics", "System metrics"}) == ["Retrieval"]
+    logged = {*metric_names((1, 5, 10)), *(f"val_{m}" for m in metric_names((1, 5, 10)))}
+    assert {m for m, _ in charted} <= logged  # names the runs really log (apex.stop_points)
+    client.set_experiment_tag(experiment, tag, json.dumps({**envelope, "name": "mine"}))
+    mark_model_training(client, experiment)
+    assert json.loads(client.get_experiment(experiment).tags[tag])["name"] == "mine"
+
+
+def test_experiment_url_opens_model_training_mode_on_the_saved_view() -> None:
+    url = experiment_url("http://127.0.0.1:5000/", "7")
+    path, query = url.split("?")
+    assert path == "http://127.0.0.1:5000/#/experiments/7/runs"
+    assert parse_qs(query) == {"workflowType": ["machine_learning"], "viewStateShareKey": [HEADLINE_VIEW],
+                               "compareRunsMode": ["CHART"]}  # fmt: skip
+    assert experiment_url("sqlite:///x/mlflow.db", "7") is None  # no UI server to link to
 
 
 def test_job_note_lists_every_stop_point() -> None:

@@ -70,6 +70,11 @@ def build_sentence_transformer(hf_dir: Path, cfg: ModelConfig, dimension: int): 
 
     backbone = Transformer(
         str(hf_dir),
+        # Plain text only. A tokenizer with a chat template (SmolLM2-Instruct) would otherwise make
+        # sentence-transformers wrap every text in that template (system prompt, <|im_start|>user ...), which the
+        # harness never did: min cosine 0.46 to the run's embeddings before this was pinned.
+        modality_config={"text": {"method": "forward", "method_output_name": "last_hidden_state"}},
+        module_output_name="token_embeddings",
         query_length=cfg.query_max_length,
         document_length=cfg.doc_max_length,
         max_seq_length=max(cfg.query_max_length, cfg.doc_max_length),

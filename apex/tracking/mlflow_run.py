@@ -23,6 +23,7 @@ from mlflow.tracking import MlflowClient
 
 from apex.preflight import check_tracking
 from apex.tracking.config import TrackingConfig
+from apex.tracking.saved_view import experiment_url
 from apex.tracking.secrets import scrub, scrub_mapping
 
 log = logging.getLogger("apex.tracking")
@@ -115,6 +116,10 @@ class JobRun:
             mlflow.log_artifacts(str(path), artifact_path)
         else:
             mlflow.log_artifact(str(path), artifact_path)
+
+    def ui_url(self) -> str | None:
+        """The experiment's page in model-training mode on apex's saved view; None without a UI server."""
+        return experiment_url(mlflow.get_tracking_uri(), self.run.info.experiment_id)
 
     def end(self, failed: bool = False) -> None:
         mlflow.end_run(status="FAILED" if failed else "FINISHED")

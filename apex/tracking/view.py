@@ -1,7 +1,7 @@
 """What a user sees when they open MLflow: the experiment's kind, run names, run descriptions, stop-point adapters.
 
-- The experiment is tagged as model training (``mlflow.experimentKind``), so the UI opens on runs and charts
-  instead of its GenAI views (traces, prompts).
+- The experiment is tagged as model training (``mlflow.experimentKind``) and carries a saved view (runs sorted
+  by rank@1, rank@1 charted first); MLflow 3.17's UI takes the mode from the link (apex.tracking.saved_view).
 - Sweep parents are named ``<preset>-<MM-DD HH:MM>``; jobs ``<sweep or preset> <swept overrides> s<seed>``, e.g.
   ``paper_sweep arm=apex lr=0.001 r=4 s2``: short, distinct, and readable in the UI's truncated name column.
 - Each job gets a Markdown description (``mlflow.note.content``) with its cell, stop points and test metrics.
@@ -22,6 +22,7 @@ from mlflow.tracking import MlflowClient
 
 from apex.tracking.mlflow_run import PARENT_RUN_ENV
 from apex.tracking.params import _in_cell
+from apex.tracking.saved_view import HEADLINE_VIEW, save_headline_view
 
 if TYPE_CHECKING:
     from apex.tracking.mlflow_run import JobRun
@@ -36,7 +37,8 @@ _TIMESTAMP_DIR = re.compile(r"^\d{4}-(\d{2})-(\d{2})_(\d{2})-(\d{2})-\d{2}$")
 
 
 def mark_model_training(client: MlflowClient, experiment_id: str) -> None:
-    """Tag the experiment as model training unless someone already chose its kind."""
+    """Tag the experiment as model training unless someone already chose its kind, and save apex's headline view
+    (MLflow 3.17's UI reads the mode from the link, not the tag: apex.tracking.saved_view says why)."""
     experiment = client.get_experiment(experiment_id)
     if EXPERIMENT_KIND_TAG not in experiment.tags:
         client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
@@ -46,8 +48,11 @@ def mark_model_training(client: MlflowClient, experiment_id: str) -> None:
             NOTE_TAG,
             "apex runs: one job per (cell, seed); a sweep is a parent run with one child per job. Chart "
             "`rank_at_1` (step = training step, 0 = zero-shot). `python -m apex.report` compares the cells; "
-            "`python -m apex.export RUN_ID --step N` exports a stop point as a sentence-transformers model.",
+            "`python -m apex.export RUN_ID --step N` exports a stop point as a sentence-transformers model. "
+            f"Saved view `{HEADLINE_VIEW}`: runs sorted by rank@1, rank@1 charted first; open the experiment with "
+            f"`?workflowType=machine_learning&viewStateShareKey={HEADLINE_VIEW}` (model-training mode).",
         )
+    save_headline_view(client, experiment_id)
 
 
 def _key(override: str) -> str:
