@@ -13,7 +13,10 @@ loads the export with no apex code and no ``trust_remote_code``:
   truncation reserves its place, exactly as ``Encoder.tokenize`` does (truncate to max_length - 1, then EOS);
 - pooling → ``Pooling(pooling_mode=mean|cls|lasttoken)``; last-token pooling picks the last real position of
   each row for right and left padding alike (the tokenizer keeps the padding side the run used);
-- normalisation → ``Normalize``; similarity → cosine.
+- normalisation → ``Normalize``; similarity → cosine;
+- plain text in: the Transformer module is pinned to the ``text`` modality. sentence-transformers >= 6 otherwise
+  renders every input through the tokenizer's chat template when it has one (SmolLM2-Instruct does: a system
+  prompt and role markers around each text), which the harness never did.
 """
 
 from __future__ import annotations
