@@ -112,7 +112,7 @@ def test_run_uses_the_pinned_outputs_and_tags_their_hashes(copy, tmp_path, monke
     assert Path(logged).read_bytes() == (copy / "dvc.lock").read_bytes()
 
 
-def test_a_changed_sampler_value_reruns_only_negatives_and_runs_build_their_own(copy, tmp_path, monkeypatch) -> None:
+def test_a_sampler_change_reruns_negatives_then_erm_and_runs_build_their_own(copy, tmp_path, monkeypatch) -> None:
     before = locked(copy)
     sh(copy, sys.executable, "-m", "apex.params_file", *PINNED, "sampler.n_hard=3")
     out = sh(copy, "dvc", "repro")
