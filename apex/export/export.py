@@ -112,7 +112,10 @@ def build_export(
     checked = None
     if test is not None and harness is not None:
         run_rank = source.metrics.get(step, {}).get("rank_at_1")
-        run_bf16 = resolve_bf16(cfg.bf16, torch.device("cpu"))  # the run's precision, if it ran on this kind of CPU
+        # The run's evaluation precision, if it ran on this kind of CPU. eval.autocast (default off) arrived after
+        # runs that always evaluated under model.bf16's autocast: a config without the key is such a run.
+        autocast = source.config.get("eval", {}).get("autocast", True)
+        run_bf16 = bool(autocast) and resolve_bf16(cfg.bf16, torch.device("cpu"))
         checked = rank_check(st_model, test, harness, run_rank, run_bf16).as_dict()
         if not checked["equal"]:
             raise VerificationError(f"the export does not reproduce the fine-tuned model on the test split: {checked}")
