@@ -17,7 +17,7 @@ from apex.tracking import JobRun
 from apex.tracking.view import log_stop_point_adapter
 
 if TYPE_CHECKING:
-    from apex.recipe import Data, Job, Views
+    from apex.job import Data, Job, Views
 
 log = logging.getLogger("apex.recipe")
 
