@@ -29,9 +29,10 @@ KEY_SHAPE = re.compile(
 )
 # scheme://user[:password]@host — the userinfo part, whatever the scheme (http, postgresql, mysql, ...).
 URL_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<userinfo>[^/\s@?#'\"]+)@")
-# ?key=... / &api_key=... / &token=...: credentials in a query string.
+# ?key=... / &api_key=... / &token=...: credentials in a query string. One exception: MLflow's UI names a saved
+# view of an experiment page `viewStateShareKey` (a view name, not a credential; apex links to its own view).
 QUERY_SECRET = re.compile(
-    r"(?P<name>[?&;](?:[A-Za-z0-9_.\-]*(?:key|token|secret|password|passwd|sig|signature|auth|credential)"
+    r"(?P<name>[?&;](?!viewStateShareKey=)(?:[A-Za-z0-9_.\-]*(?:key|token|secret|password|passwd|sig|signature|auth|credential)"
     r"[A-Za-z0-9_.\-]*))=(?P<value>[^&#\s'\"]+)",
     re.IGNORECASE,
 )

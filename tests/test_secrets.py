@@ -18,6 +18,10 @@ CASES = {
     "key sk-proj-0123456789abcdef here": "key *** here",
     "hf_abcdefghijklmnopqrstu": "***",
     "http://127.0.0.1:8000/v1 max_tokens=2048": "http://127.0.0.1:8000/v1 max_tokens=2048",
+    "http://h/#/experiments/1/runs?viewStateShareKey=apex-rank-at-1&key=abc123": (
+        "http://h/#/experiments/1/runs?viewStateShareKey=apex-rank-at-1&key=***"
+    ),  # MLflow's saved-view name is not a credential; a key beside it still is
+    "http://h/x?myviewStateShareKey=abc123": "http://h/x?myviewStateShareKey=***",
 }
 
 
