@@ -33,6 +33,7 @@ class EvalConfig:
     merge_lora: bool = True
     # bf16 autocast while evaluating (only where model.bf16 turns it on). Off: scores are computed in float32, so
     # they do not depend on whether the CPU has native bf16 and equal the exported model's; on: faster on such CPUs.
+    # (4-bit bases are the exception: bitsandbytes computes their layers in bf16 whatever this says.)
     autocast: bool = False
 
     @classmethod
