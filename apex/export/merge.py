@@ -24,6 +24,7 @@ from transformers import PreTrainedModel
 
 from apex.model.config import ModelConfig
 from apex.model.loading import LoadedModel, load_base_model
+from apex.model.lora import peft_deprecations_silenced
 
 log = logging.getLogger("apex.export")
 
@@ -79,7 +80,8 @@ def attach_adapter(model: PreTrainedModel, adapter_dir: Path) -> PeftModel:
     peft stores ``base_model.model.<module>.lora_A.weight``; in the live model the same tensor is
     ``base_model.model.<module>.lora_A.default.weight``.
     """
-    peft_model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
+    with peft_deprecations_silenced():
+        peft_model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
     live = {name: tensor for name, tensor in peft_model.state_dict().items() if "lora_" in name}
     saved = adapter_weights(adapter_dir)
     missing, differing = [], []
