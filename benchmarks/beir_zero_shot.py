@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -35,6 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from apex.data.beir import load_beir
 from apex.eval import evaluate_embeddings
 from apex.model import ModelConfig, load_encoder
+
+LOAD_BEFORE = os.getloadavg()[0]  # read before this script loads the CPU: other processes' share of the machine
 
 
 def harness(ds, batch_size: int, max_length: int) -> tuple[dict[str, float], dict[str, float], float, object]:
@@ -106,7 +109,8 @@ def print_table(ours: dict, theirs: dict, max_length: int, threads: int) -> None
         print(f"{name:<28} {a:9.5f} {b:9.5f} {a - b:+9.2e}  {'yes' if round(a, 3) == round(b, 3) else 'NO'}")
     print(f"{'nDCG@10 (graded, BEIR/MTEB)':<28} {graded['ndcg_at_10']:9.5f} {'-':>9}")
     print(
-        f"\nwall time (encode + rank + metrics), machine shared: harness {ours['seconds']:.1f} s, "
+        f"\nwall time (encode + rank + metrics; load average before the run {LOAD_BEFORE:.1f}, above ~0.5: shared): "
+        f"harness {ours['seconds']:.1f} s, "
         f"sentence-transformers {theirs['seconds']:.1f} s, ratio {ours['seconds'] / theirs['seconds']:.2f}; "
         f"max length {max_length}, torch threads {threads}"
     )
