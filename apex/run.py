@@ -16,9 +16,9 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-import apex.configs  # noqa: F401  registers each group's schema (`<group>/base`) before Hydra composes
-from apex.cli import job, run_hydra
-from apex.secrets import scrub
+import apex.core.configs  # noqa: F401  registers each group's schema (`<group>/base`) before Hydra composes
+from apex.core.cli import job, run_hydra
+from apex.core.secrets import scrub
 
 # conf/hydra/launcher/submitit_slurm.yaml is typed by the plugin's schema of the same name (Hydra 1.3 matches it).
 warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/submitit_slurm' is validated against")
@@ -27,11 +27,11 @@ log = logging.getLogger("apex")
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
-@job  # pre-flight checks before the heavy imports; one-line errors (apex.cli)
+@job  # pre-flight checks before the heavy imports; one-line errors (apex.core.cli)
 def main(cfg: DictConfig) -> float | None:
     """Runs one job; returns the objective a Hydra sweeper optimises: *validation* rank@1 at the stop point
     chosen on validation (never a test metric). None when validation is off (eval.on_val=false)."""
-    from apex.recipe import run  # heavy imports after Hydra has parsed the command line
+    from apex.pipeline.recipe import run  # heavy imports after Hydra has parsed the command line
 
     hydra_cfg = HydraConfig.get()
     summary = run(cfg, overrides=list(hydra_cfg.overrides.task), output_dir=hydra_cfg.runtime.output_dir)

@@ -4,8 +4,8 @@
 
 Runs `python -m apex.run` in this process with the overrides, every store (MLflow, caches, data store, Hydra
 outputs) in a fresh temporary folder, so the figures are those of a clean clone (cold caches). Each stage function
-of `apex.recipe` is wrapped with a clock; training is the `train` call minus the evaluations and adapter saves it
-makes at stop points. Prints the CPU model, whether it has native bf16, the load average before and after (the
+of `apex.pipeline.recipe` is wrapped with a clock; training is the `train` call minus the evaluations and adapter
+saves it makes at stop points. Prints the CPU model, whether it has native bf16, the load average before and after (the
 machine may be shared: then absolute times are inflated, shares less so), and one line per stage.
 """
 
@@ -68,7 +68,7 @@ class StageClock:
 
 
 def instrument(clock: StageClock) -> None:
-    from apex import recipe, stop_points
+    from apex.pipeline import recipe, stop_points
 
     for name, label in [
         ("load_data", "data (split; LLM queries if asked)"),

@@ -7,7 +7,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-import apex.configs  # noqa: F401  registers `<group>/base`
+import apex.core.configs  # noqa: F401  registers `<group>/base`
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

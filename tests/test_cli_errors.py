@@ -1,6 +1,6 @@
 """Every expected failure of a command ends with one `error:` line, one status line and a documented exit status.
 
-Exit statuses (apex.cli): 2 bad input / config / command line, 3 service unavailable, 1 a bug (traceback shown).
+Exit statuses (apex.core.cli): 2 bad input / config / command line, 3 service unavailable, 1 a bug (traceback shown).
 Most probes here fail before the heavy imports, so each costs about a second; one goes through the recipe.
 """
 
@@ -18,8 +18,8 @@ from apex_cli import REPO
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
 
-from apex.cli import exit_status, one_line
-from apex.errors import InputError, ServiceError
+from apex.core.cli import exit_status, one_line
+from apex.core.errors import InputError, ServiceError
 
 KEY = "sk-proj-cmdline0123456789abcdef"
 PASSWORD = "hunter2-Pass-77"

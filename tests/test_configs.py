@@ -11,9 +11,9 @@ import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from apex.configs import SCHEMAS, RunConfigs, load_configs, unused_keys
-from apex.errors import ConfigError
-from apex.schema import defaults_of
+from apex.core.configs import SCHEMAS, RunConfigs, load_configs, unused_keys
+from apex.core.errors import ConfigError
+from apex.core.schema import defaults_of
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 GROUPS = ["paths", *SCHEMAS, "arm", "experiment"]

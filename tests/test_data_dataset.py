@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from apex.core.errors import InputError
 from apex.data import LOADERS, Dataset, DatasetConfig
-from apex.errors import InputError
 
 
 def tiny() -> Dataset:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from apex.core.errors import InputError
 from apex.data import DatasetConfig, load_dataset
-from apex.errors import InputError
 
 
 def jsonl(*rows) -> str:

@@ -7,9 +7,9 @@ import logging
 import pytest
 from beir_folder import topical_beir
 
+from apex.core.errors import InputError
 from apex.data import DatasetConfig, prepare_splits
 from apex.data.given import carve_out
-from apex.errors import InputError
 
 
 def given(path, **overrides) -> DatasetConfig:

@@ -8,10 +8,10 @@ import shutil
 
 import pytest
 
+from apex.core.errors import InputError
 from apex.data import BUNDLED_SQUAD, DatasetConfig, load_dataset
 from apex.data.bundled import verified_bundled_squad
 from apex.data.squad import load_squad
-from apex.errors import InputError
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from apex.core.errors import InputError
 from apex.data import (
     Dataset,
     DatasetConfig,
@@ -22,7 +23,6 @@ from apex.data import (
 )
 from apex.data.prepare import main as prepare_main
 from apex.data.splits import resolve_sizes, subsample_documents
-from apex.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -18,7 +18,7 @@ import yaml
 from hydra_conf import compose_config
 from mlflow.tracking import MlflowClient
 
-import apex.recipe
+import apex.pipeline.recipe
 from apex.model.encoder import Encoder
 from apex.store import keys
 from apex.store.hashing import content_sha256, dvc_md5
@@ -54,7 +54,7 @@ def copy(tmp_path_factory) -> Path:
             shutil.copy2(REPO / name, copy / name)
     (copy / "dvc.lock").unlink(missing_ok=True)
     sh(copy, "git", "init", "-q")
-    sh(copy, sys.executable, "-m", "apex.params_file", *PINNED)
+    sh(copy, sys.executable, "-m", "apex.core.params_file", *PINNED)
     first = sh(copy, "dvc", "repro")
     assert all(f"Running stage '{name}'" in first for name in ("prepare", "erm", "negatives"))
     assert first.index("Running stage 'negatives'") < first.index("Running stage 'erm'")
@@ -75,12 +75,12 @@ class Counted:
 
 def run_in_process(copy: Path, tmp: Path, monkeypatch, *overrides: str):
     counts = {
-        "write_maps": Counted(apex.recipe.write_maps),
-        "mine_negatives": Counted(apex.recipe.mine_negatives),
+        "write_maps": Counted(apex.pipeline.recipe.write_maps),
+        "mine_negatives": Counted(apex.pipeline.recipe.mine_negatives),
         "encode": Counted(Encoder.encode),
     }
-    monkeypatch.setattr(apex.recipe, "write_maps", counts["write_maps"])
-    monkeypatch.setattr(apex.recipe, "mine_negatives", counts["mine_negatives"])
+    monkeypatch.setattr(apex.pipeline.recipe, "write_maps", counts["write_maps"])
+    monkeypatch.setattr(apex.pipeline.recipe, "mine_negatives", counts["mine_negatives"])
     monkeypatch.setattr(Encoder, "encode", lambda self, *a, **k: counts["encode"](self, *a, **k))
     monkeypatch.setattr(keys, "REPO_CODE", copy / "apex")  # the code the copy's DVC stages ran (the same files)
     cfg = compose_config(
@@ -93,7 +93,7 @@ def run_in_process(copy: Path, tmp: Path, monkeypatch, *overrides: str):
         f"paths.dvc_lock={copy}/dvc.lock",
         f"paths.experiments={tmp}",
     )
-    summary = apex.recipe.run(cfg, output_dir=str(tmp / "out"))
+    summary = apex.pipeline.recipe.run(cfg, output_dir=str(tmp / "out"))
     client = MlflowClient(f"sqlite:///{tmp}/mlflow.db")
     return summary, client.get_run(summary.run_id), client, {k: c.calls for k, c in counts.items()}
 
@@ -114,7 +114,7 @@ def test_run_uses_the_pinned_outputs_and_tags_their_hashes(copy, tmp_path, monke
 
 def test_a_sampler_change_reruns_negatives_then_erm_and_runs_build_their_own(copy, tmp_path, monkeypatch) -> None:
     before = locked(copy)
-    sh(copy, sys.executable, "-m", "apex.params_file", *PINNED, "sampler.n_hard=3")
+    sh(copy, sys.executable, "-m", "apex.core.params_file", *PINNED, "sampler.n_hard=3")
     out = sh(copy, "dvc", "repro")
     assert (
         "Running stage 'negatives'" in out

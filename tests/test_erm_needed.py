@@ -11,11 +11,11 @@ from beir_folder import write_beir
 from hydra_conf import compose_config
 from mlflow.tracking import MlflowClient
 
-import apex.recipe
+import apex.pipeline.recipe
+from apex.core.errors import InputError
 from apex.data import load_splits
 from apex.erm.config import ErmConfig
 from apex.erm.needed import needed_documents
-from apex.errors import InputError
 from apex.store.outputs import write_maps
 
 TOPICS = ["statins", "asthma", "vitamin", "sleep", "coffee", "kidney"]  # 0-3 train, 4 dev, 5 test
@@ -59,7 +59,7 @@ def test_a_run_maps_only_training_positives_and_mined_negatives(tmp_path: Path) 
         "eval.on_val=false", "model.doc_max_length=64", "torch_threads=1", "progress=false",
         f"paths.experiments={tmp_path}", f"paths.data={tmp_path}/data",
     )  # fmt: skip
-    summary = apex.recipe.run(cfg, output_dir=str(tmp_path / "out"))
+    summary = apex.pipeline.recipe.run(cfg, output_dir=str(tmp_path / "out"))
     run = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(summary.run_id)
     tags, metrics = run.data.tags, run.data.metrics
     train = load_splits(Path(tags["apex.data.prepared.path"]))["train"]

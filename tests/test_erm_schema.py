@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from apex.core.errors import InputError
 from apex.erm import EntityMap, ErmConfig, MapValidationError, map_view_with_counts, render_map, size_reduction
 from apex.erm.render import classify
 from apex.erm.retry import RetryPolicy, retry_after_seconds
 from apex.erm.schema import LLM_JSON_SCHEMA
 from apex.erm.size import write_reduction_histogram
-from apex.errors import InputError
 
 SUPER_BOWL = {
     "entities": [

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from apex.errors import InputError
+from apex.core.errors import InputError
 from apex.eval import evaluate_embeddings, metric_names
 
 PER_QUERY_HEAD = ["query_id", "gold_doc", "gold_rank", "gold_score", "top_doc", "top_score", "n_relevant"]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from apex import params_file
-from apex.configs import load_configs
+from apex.core import params_file
+from apex.core.configs import load_configs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,7 +42,7 @@ def test_check_fails_when_conf_and_params_disagree(tmp_path: Path, monkeypatch, 
 def test_no_credential_is_written_into_params_yaml(tmp_path: Path) -> None:
     import pytest
 
-    from apex.errors import InputError
+    from apex.core.errors import InputError
 
     params = tmp_path / "params.yaml"
     url = "erm.base_url=http://apexuser:pa55-Word-9f3e1c@127.0.0.1:9/v1"

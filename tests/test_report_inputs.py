@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from apex.errors import InputError
+from apex.core.errors import InputError
 from apex.report.baseline import cell_params, match_baselines
 from apex.report.collect import parse_per_query, per_query_values
 from apex.report.compare import classify

@@ -48,7 +48,7 @@ def test_gpt4o_without_key_fails_at_once_with_a_clear_message(tmp_path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
     started = time.perf_counter()
     done = apex_run(tmp_path, "erm=gpt4o", env=env)
-    assert done.returncode == 3  # backend unavailable (apex.cli)
+    assert done.returncode == 3  # backend unavailable (apex.core.cli)
     assert_one_line_error(done, "needs an API key", "OPENAI_API_KEY")
     assert time.perf_counter() - started < 60  # no training, no model load, no retries against the network
 

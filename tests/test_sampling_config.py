@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hydra_conf import compose_config
 
-from apex.errors import ConfigError
+from apex.core.errors import ConfigError
 from apex.sampling import SAMPLERS, BandConfig, GuardConfig, SamplerConfig
 
 

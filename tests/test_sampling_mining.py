@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from test_sampling_fakes import config, random_tables
 
-from apex.errors import InputError
+from apex.core.errors import InputError
 from apex.sampling import mine_negatives, write_outputs
 from apex.sampling.candidates import Positives, lowest_positive_score, positive_mask, score_candidates
 from apex.sampling.random import _skip_positives

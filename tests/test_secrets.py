@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from apex.secrets import holds_secret, install_log_scrubber, reject_secrets_in_config, scrub, secret_in_overrides
+from apex.core.secrets import holds_secret, install_log_scrubber, reject_secrets_in_config, scrub, secret_in_overrides
 
 CASES = {
     "http://user:password@host:8000/v1": "http://***@host:8000/v1",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from apex.summary import Summary
+from apex.pipeline.summary import Summary
 
 
 def summary(**kwargs) -> Summary:

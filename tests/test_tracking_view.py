@@ -96,7 +96,7 @@ def test_saved_view_puts_rank_at_1_first_and_keeps_a_users_edit(tmp_path) -> Non
     # MLflow orders sections: its own "Model metrics" / "System metrics" last, every other by name before them
     assert sorted(set(sections.values()) - {"Model metrics", "System metrics"}) == ["Retrieval"]
     logged = {*metric_names((1, 5, 10)), *(f"val_{m}" for m in metric_names((1, 5, 10)))}
-    assert {m for m, _ in charted} <= logged  # names the runs really log (apex.stop_points)
+    assert {m for m, _ in charted} <= logged  # names the runs really log (apex.pipeline.stop_points)
     client.set_experiment_tag(experiment, tag, json.dumps({**envelope, "name": "mine"}))
     mark_model_training(client, experiment)
     assert json.loads(client.get_experiment(experiment).tags[tag])["name"] == "mine"

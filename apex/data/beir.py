@@ -14,9 +14,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from apex.core.errors import InputError
 from apex.data.dataset import Dataset, make_corpus, make_qrels, make_queries
 from apex.data.readers import find_file, get_id, get_text, iter_json_lines, iter_lines, require_dir
-from apex.errors import InputError
 
 log = logging.getLogger("apex.data")
 

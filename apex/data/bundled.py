@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from apex.errors import InputError
+from apex.core.errors import InputError
 
 BUNDLED_SQUAD = Path(__file__).resolve().parent / "bundled" / "squad-v1.1-dev.json.gz"
 BUNDLED_SQUAD_SHA256 = "5ef5752d50566ab538501116de1508326eefb6bf70026def7915309f30822727"

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from os import PathLike
 from typing import Any
 
+from apex.core.errors import ConfigError
+from apex.core.schema import read_dataclass
 from apex.data.loaders import LOADERS
-from apex.errors import ConfigError
-from apex.schema import read_dataclass
 
 QUERY_MODES = ("first", "all")
 QUERY_SOURCES = ("dataset", "llm")

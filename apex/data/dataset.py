@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from apex.errors import InputError
+from apex.core.errors import InputError
 
 log = logging.getLogger("apex.data")
 

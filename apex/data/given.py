@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
+from apex.core.errors import InputError
 from apex.data.beir import beir_dataset, read_beir_folder
 from apex.data.config import DatasetConfig
 from apex.data.dataset import Dataset
-from apex.errors import InputError
 
 log = logging.getLogger("apex.data")
 

@@ -8,12 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from apex.core.errors import InputError
 from apex.data.beir import load_beir, load_corpus_only
 from apex.data.bundled import BUNDLED_SOURCE, verified_bundled_squad
 from apex.data.dataset import Dataset
 from apex.data.jsonl_pairs import load_jsonl_pairs
 from apex.data.squad import load_squad
-from apex.errors import InputError
 
 if TYPE_CHECKING:  # config imports this module for the registry's names
     from apex.data.config import DatasetConfig
@@ -60,7 +60,7 @@ def load_dataset(cfg: DatasetConfig) -> Dataset:
     if ds.corpus.empty:
         raise InputError("holds no documents", file=path)
     if cfg.queries == "llm":
-        # The dataset's own queries (if any) are replaced by LLM-written ones after the split (apex.recipe).
+        # The dataset's own queries (if any) are replaced by LLM-written ones after the split (apex.pipeline.recipe).
         ds = dataclasses.replace(ds, queries=ds.queries.iloc[:0], qrels=ds.qrels.iloc[:0])
     elif ds.queries.empty:
         raise InputError("holds no queries with a relevant document (dataset.queries=llm writes some)", file=path)

@@ -1,6 +1,6 @@
 """DVC `prepare` stage: `python -m apex.data.prepare --params params.yaml --out data/prepared`.
 
-Reads the `dataset:` section of params.yaml (generated from conf/ by `python -m apex.params_file`), builds the
+Reads the `dataset:` section of params.yaml (generated from conf/ by `python -m apex.core.params_file`), builds the
 splits with `prepare_splits` and writes them with `save_splits`, plus `inputs.json` (the splits' content
 fingerprint: a run whose config gives the same splits finds them pinned here).
 """
@@ -14,15 +14,15 @@ import logging
 import sys
 from pathlib import Path
 
+from apex.core.errors import InputError
 from apex.data.config import DatasetConfig
 from apex.data.splits import prepare_splits, splits_fingerprint
 from apex.data.storage import save_splits
-from apex.errors import InputError
 
 
 def read_params(path: Path, section: str = "dataset") -> DatasetConfig:
     """The `section` of a YAML params file as a validated DatasetConfig."""
-    from apex.params_file import read_section
+    from apex.core.params_file import read_section
 
     return DatasetConfig.from_cfg(read_section(path, section), source=path)
 
@@ -50,6 +50,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from apex.cli import guard  # one line per expected failure, documented exit statuses
+    from apex.core.cli import guard  # one line per expected failure, documented exit statuses
 
     sys.exit(guard(main, "python -m apex.data.prepare"))

@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from apex.core.errors import InputError
 from apex.data.dataset import Dataset, make_corpus, make_qrels, make_queries
 from apex.data.readers import get_id, get_list, get_text, read_json
-from apex.errors import InputError
 
 log = logging.getLogger("apex.data")
 

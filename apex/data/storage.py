@@ -19,10 +19,10 @@ from typing import Any
 
 import pandas as pd
 
+from apex.core.errors import InputError
 from apex.data.config import SPLIT_NAMES
 from apex.data.dataset import TABLES, Dataset
 from apex.data.splits import splits_fingerprint
-from apex.errors import InputError
 
 MANIFEST = "manifest.json"
 FORMAT = "apex.splits/1"

@@ -10,7 +10,7 @@ Public API (see docs/erm.md):
 - `EntityMap`, `render_map`: the schema and the renderer.
 """
 
-from apex.lazy import lazy_exports
+from apex.core.lazy import lazy_exports
 
 _EXPORTS = {
     "RENDER_VERSION": "render",

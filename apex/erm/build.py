@@ -28,9 +28,9 @@ import logging
 import sys
 from pathlib import Path
 
+from apex.core.errors import InputError
 from apex.erm.client import ErmBackendError
 from apex.erm.config import ErmConfig
-from apex.errors import InputError
 
 
 def read_params(path: Path, section: str = "erm") -> ErmConfig:
@@ -104,6 +104,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from apex.cli import guard  # one line per expected failure, documented exit statuses
+    from apex.core.cli import guard  # one line per expected failure, documented exit statuses
 
     sys.exit(guard(main, "python -m apex.erm.build"))

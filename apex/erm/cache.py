@@ -9,7 +9,7 @@ the requests in flight, never a finished document, and a re-run sends no request
 live in their own table: a re-run skips them (reporting them as failed) unless asked to retry them.
 
 Parallel jobs (a sweep's joblib workers, SLURM tasks on a shared file system) that need answers of one scope hold
-the scope's file lock (`<cache_dir>/.locks/<kind>-<scope hash>.lock`, see `apex.locks`) from their first look-up
+the scope's file lock (`<cache_dir>/.locks/<kind>-<scope hash>.lock`, see `apex.core.locks`) from their first look-up
 until their last answer is stored: the second job waits, then finds every answer stored and sends no request. A job
 killed mid-way releases the lock with its death; the next one finds the answers committed so far and asks only for
 the rest.
@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from apex.locks import exclusive
+from apex.core.locks import exclusive
 
 DB_NAME = "erm.sqlite"
 _CHUNK = 500  # keys per IN (...) query; SQLite's default limit on host parameters is 32766

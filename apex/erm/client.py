@@ -16,9 +16,9 @@ from urllib.parse import urlparse
 
 import openai
 
+from apex.core.errors import ServiceError
+from apex.core.secrets import scrub as scrub_secrets
 from apex.erm.config import API_KEY_ENV, ErmConfig
-from apex.errors import ServiceError
-from apex.secrets import scrub as scrub_secrets
 
 log = logging.getLogger("apex.erm")
 

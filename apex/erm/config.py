@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from apex.errors import ConfigError
-from apex.schema import read_dataclass
+from apex.core.errors import ConfigError
+from apex.core.schema import read_dataclass
 
 BACKENDS = ("none", "spacy", "gpt4o", "openai_compatible")
 LLM_BACKENDS = ("gpt4o", "openai_compatible")

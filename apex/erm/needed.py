@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from apex.errors import InputError
+from apex.core.errors import InputError
 
 
 @dataclass(frozen=True)

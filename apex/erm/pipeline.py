@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from apex.core.errors import InputError
 from apex.erm.config import ErmConfig
 from apex.erm.prompts import MAP_TASK
 from apex.erm.render import STATUS_EMPTY, STATUS_FAILED, STATUS_OK, classify, render_map
 from apex.erm.runner import answer_texts
 from apex.erm.schema import EntityMap
-from apex.errors import InputError
 
 log = logging.getLogger("apex.erm")
 

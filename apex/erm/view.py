@@ -10,8 +10,8 @@ import logging
 
 import pandas as pd
 
+from apex.core.errors import InputError
 from apex.erm.render import STATUS_EMPTY, STATUS_FAILED, STATUS_OK
-from apex.errors import InputError
 
 log = logging.getLogger("apex.erm")
 

@@ -1,6 +1,6 @@
 """Retrieval evaluation: metrics from embeddings, and the per-query table the report's paired tests read."""
 
-from apex.lazy import lazy_exports
+from apex.core.lazy import lazy_exports
 
 _EXPORTS = {"EvalResult": "retrieval", "evaluate_embeddings": "retrieval", "metric_names": "retrieval"}
 __getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from apex.errors import InputError
+from apex.core.errors import InputError
 from apex.eval.metrics import gains_at_ranks, hit_at, ideal_gains, ndcg_at, recall_at, reciprocal_rank_at
 from apex.search import rank_of, topk_cosine
 

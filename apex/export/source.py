@@ -17,7 +17,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 
-from apex.configs import RunConfigs, load_configs
+from apex.core.configs import RunConfigs, load_configs
 
 log = logging.getLogger("apex.export")
 

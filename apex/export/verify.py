@@ -111,7 +111,7 @@ def load_test_split(config: Any, fingerprint: str | None) -> TestSplit:
     refuses a rebuilt split whose content differs."""
     from apex.data import prepare_splits, splits_fingerprint
 
-    eval_cfg = config.eval  # config: apex.configs.RunConfigs
+    eval_cfg = config.eval  # config: apex.core.configs.RunConfigs
     if eval_cfg.view != "plain":
         raise VerificationError(f"the run evaluated on the {eval_cfg.view} view; only plain-text runs are re-scored")
     data_cfg = config.dataset

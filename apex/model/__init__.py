@@ -1,6 +1,6 @@
 """Base models: load offline, pool, add LoRA, quantise."""
 
-from apex.lazy import lazy_exports
+from apex.core.lazy import lazy_exports
 
 _EXPORTS = {
     "Encoder": "encoder",

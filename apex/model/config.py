@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from apex.errors import ConfigError
-from apex.schema import read_dataclass
+from apex.core.errors import ConfigError
+from apex.core.schema import read_dataclass
 
 POOLINGS = ("mean", "cls", "last_token")
 QUANTIZATIONS = ("none", "nf4")

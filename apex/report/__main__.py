@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ReportConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    from apex.preflight import check_tracking
+    from apex.core.preflight import check_tracking
 
     check_tracking(config.tracking_uri, config.experiment, must_exist=True)  # read-only: never create a database
     from apex.report.build import build_report  # heavy imports after argument checks
@@ -101,6 +101,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from apex.cli import guard  # one line per expected failure, documented exit statuses
+    from apex.core.cli import guard  # one line per expected failure, documented exit statuses
 
     sys.exit(guard(main, "python -m apex.report"))

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 
-from apex.paths import child_path
+from apex.core.paths import child_path
 from apex.report.aa import aa_check
 from apex.report.aggregate import summarise_cells
 from apex.report.baseline import BaselineMatch, cell_params, match_baselines

@@ -19,7 +19,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 
-from apex.errors import InputError
+from apex.core.errors import InputError
 
 log = logging.getLogger("apex.report")
 

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from apex.errors import ConfigError
-from apex.schema import read_dataclass
+from apex.core.errors import ConfigError
+from apex.core.schema import read_dataclass
 
 DEFAULT_TRACKING_URI = "sqlite:///experiments/mlflow.db"
 # The two hyper-parameters of the heatmap.

@@ -125,7 +125,7 @@ def pilots_from_sweep(config, arm_query_ratio: float) -> tuple[list[Pilot], int]
     """Pilots of every compared configuration at its pre-chosen stop; baselines alone when nothing is compared."""
     from mlflow import MlflowClient
 
-    from apex.preflight import check_tracking
+    from apex.core.preflight import check_tracking
     from apex.report.baseline import cell_params, match_baselines
     from apex.report.build import fixed_stop, short_labels
     from apex.report.collect import STOP, PerQueryLoader, collect, per_query_values

@@ -1,6 +1,6 @@
 """Model-aware contrastive sampling: base embeddings (cached) → candidate pool → hard/soft bands → negatives."""
 
-from apex.lazy import lazy_exports
+from apex.core.lazy import lazy_exports
 
 _EXPORTS = {
     "NEGATIVE_COLUMNS": "mining",

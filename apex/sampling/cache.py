@@ -12,7 +12,7 @@ written into a temporary folder that is renamed into place, so a reader sees a w
 entry (missing file, wrong shape) is treated as a miss and rewritten.
 
 Parallel jobs of a sweep ask for the same key at the same moment: a miss is computed under the file lock
-`<cache_dir>/.locks/<key>.lock` (`apex.locks`), so one job encodes while the others wait and then read its entry.
+`<cache_dir>/.locks/<key>.lock` (`apex.core.locks`), so one job encodes while the others wait and then read its entry.
 A job killed while encoding releases the lock with its death and leaves at most a `.<key>.tmp-*` folder, which no
 reader looks at and the next writer of that key removes.
 """
@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from apex.locks import exclusive
+from apex.core.locks import exclusive
 from apex.sampling.protocol import EncoderProtocol
 
 log = logging.getLogger("apex.sampling")

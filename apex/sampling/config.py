@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from apex.errors import ConfigError
-from apex.schema import as_mapping, read_dataclass
+from apex.core.errors import ConfigError
+from apex.core.schema import as_mapping, read_dataclass
 
 SAMPLER_NAMES = ("model_aware", "random", "hard_only", "in_batch")
 BAND_KINDS = ("rank", "score", "percentile")

@@ -36,8 +36,8 @@ def load_model_encoder(cfg: ModelConfig) -> EncoderProtocol:
 
 
 def main(argv: Sequence[str] | None = None, encoder_factory: EncoderFactory = load_model_encoder) -> int:
+    from apex.core.params_file import read_params
     from apex.data import load_splits, splits_fingerprint
-    from apex.params_file import read_params
     from apex.store.keys import negatives_inputs
     from apex.store.outputs import write_negatives
     from apex.store.stage_cli import cache_dir, read_config
@@ -80,6 +80,6 @@ def main(argv: Sequence[str] | None = None, encoder_factory: EncoderFactory = lo
 
 
 if __name__ == "__main__":
-    from apex.cli import guard  # one line per expected failure, documented exit statuses
+    from apex.core.cli import guard  # one line per expected failure, documented exit statuses
 
     raise SystemExit(guard(main, "python -m apex.sampling.mine"))

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from apex.errors import InputError
+from apex.core.errors import InputError
 from apex.sampling.cache import BaseEmbeddingCache
 from apex.sampling.candidates import Positives
 from apex.sampling.config import SamplerConfig

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from apex.schema import read_dataclass
+from apex.core.schema import read_dataclass
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from apex.core.secrets import scrub
 from apex.erm.config import ErmConfig
 from apex.model.config import ModelConfig
 from apex.sampling.config import SamplerConfig
-from apex.secrets import scrub
 
 REPO_CODE = Path(__file__).resolve().parents[1]  # the apex package
 # Code each stage's output depends on (the same folders dvc.yaml lists as the stage's deps).

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from apex.errors import ConfigError
-from apex.params_file import read_params
+from apex.core.errors import ConfigError
+from apex.core.params_file import read_params
 
 DEFAULT_CACHE_DIR = "experiments/cache"
 

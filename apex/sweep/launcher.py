@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from apex.errors import ConfigError
+from apex.core.errors import ConfigError
 
 SERVER_HINT = (
     "start a tracking server and point the sweep at it: "

@@ -1,6 +1,6 @@
 """Experiment tracking (MLflow): the recipe's side channel. Stages never import this package."""
 
-from apex.lazy import lazy_exports
+from apex.core.lazy import lazy_exports
 
 _EXPORTS = {
     "JobRun": "mlflow_run",

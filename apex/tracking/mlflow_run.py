@@ -21,7 +21,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from apex.preflight import check_tracking
+from apex.core.preflight import check_tracking
 from apex.tracking.config import TrackingConfig
 from apex.tracking.saved_view import experiment_url
 from apex.tracking.secrets import scrub, scrub_mapping

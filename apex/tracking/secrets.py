@@ -1,6 +1,6 @@
-"""The scrubber lives in `apex.secrets` (stages use it too, and stages never import tracking); re-exported here."""
+"""The scrubber lives in `apex.core.secrets` (stages use it too, and stages never import tracking); re-exported here."""
 
-from apex.secrets import (
+from apex.core.secrets import (
     holds_secret,
     install_log_scrubber,
     reject_secrets_in_config,

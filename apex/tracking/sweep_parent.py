@@ -21,7 +21,7 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from apex.errors import ConfigError
+from apex.core.errors import ConfigError
 from apex.tracking.mlflow_run import TrackingConfig, connect
 from apex.tracking.secrets import scrub
 

@@ -1,6 +1,6 @@
 """Contrastive LoRA training with stop points."""
 
-from apex.lazy import lazy_exports
+from apex.core.lazy import lazy_exports
 
 _EXPORTS = {
     "Example": "examples",

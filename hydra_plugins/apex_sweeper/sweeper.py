@@ -74,7 +74,7 @@ class ApexSweeper(BasicSweeper):
 
     def job_key(self, overrides: Sequence[str]) -> tuple[str, str]:
         """(cell, seed) of one job, from its composed config without the hydra node, as the recipe computes it."""
-        from apex.configs import cell_of, load_configs
+        from apex.core.configs import cell_of, load_configs
         from apex.tracking.params import flatten
 
         assert self.hydra_context is not None and self.config is not None

@@ -53,7 +53,7 @@ class ServiceError(RuntimeError):
     """
 
 
-# Exit statuses of every command-line entry point (`apex.cli` maps exceptions to them; docs/errors.md lists them).
+# Exit statuses of every command-line entry point (`apex.core.cli` maps exceptions to them; docs/errors.md lists them).
 EXIT_OK = 0
 EXIT_BUG = 1  # an unexpected error: the traceback is printed
 EXIT_INPUT = 2  # bad input data, config value or command line

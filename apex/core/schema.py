@@ -4,7 +4,7 @@
 (int, float, bool, str, Literal, X | None, unions of scalars, tuple[X, ...], dict[str, X], nested dataclasses),
 builds the dataclass and calls its `validate()` for the rules that types cannot say. Every failure is one
 `ConfigError` naming the full key (`sampler.hard.low`). Defaults live only in the dataclasses; `defaults_of`
-turns them into the base node each Hydra group composes from (see apex/configs.py).
+turns them into the base node each Hydra group composes from (see apex/core/configs.py).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from os import PathLike
 from typing import Any, Literal, TypeVar, Union
 
-from apex.errors import ConfigError
+from apex.core.errors import ConfigError
 
 T = TypeVar("T")
 

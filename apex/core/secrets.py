@@ -10,7 +10,7 @@ run name, or printed. It replaces by ``***``
 
 `install_log_scrubber` routes every log record of every logger (httpx, openai and urllib3 included) through `scrub`.
 Config values that hold a literal secret are refused (`reject_secrets_in_config`); command-line overrides are checked
-before Hydra writes anything (`apex.cli`).
+before Hydra writes anything (`apex.core.cli`).
 """
 
 from __future__ import annotations

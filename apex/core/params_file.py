@@ -1,8 +1,8 @@
 """`params.yaml`, the DVC stages' view of the config, generated from conf/ (DVC never composes Hydra configs).
 
-    python -m apex.params_file                      regenerate from conf/ with the overrides params.yaml records
-    python -m apex.params_file arm=apex experiment=smoke   ... with new overrides (the pinned configuration)
-    python -m apex.params_file --check              exit 1 (and show the difference) if params.yaml is stale
+    python -m apex.core.params_file                      regenerate from conf/ with the overrides params.yaml records
+    python -m apex.core.params_file arm=apex experiment=smoke   ... with new overrides (the pinned configuration)
+    python -m apex.core.params_file --check              exit 1 (and show the difference) if params.yaml is stale
 
 params.yaml holds the whole composed job config, resolved (no `hydra` section), plus `overrides`: the
 command-line overrides it was composed with. `apex.run` with the same overrides composes the same values, so the
@@ -21,14 +21,14 @@ from typing import Any
 import yaml
 from omegaconf import OmegaConf
 
-from apex.errors import ConfigError, InputError
+from apex.core.errors import ConfigError, InputError
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[2] / "conf"
 PARAMS = Path("params.yaml")
 HEADER = (
-    "# GENERATED from conf/ by `python -m apex.params_file` (with the overrides below): do not edit by hand.\n"
+    "# GENERATED from conf/ by `python -m apex.core.params_file` (with the overrides below): do not edit by hand.\n"
     "# The DVC stages read it; `python -m apex.run <overrides>` composes the same values.\n"
-    "# Pin another configuration: python -m apex.params_file arm=apex experiment=... && dvc repro\n"
+    "# Pin another configuration: python -m apex.core.params_file arm=apex experiment=... && dvc repro\n"
 )
 
 
@@ -57,7 +57,7 @@ def compose_params(overrides: list[str], conf: Path | None = None) -> dict[str, 
     """The composed job config for `overrides`, resolved, without Hydra's own section."""
     from hydra import compose, initialize_config_dir
 
-    import apex.configs  # noqa: F401  registers `<group>/base`
+    import apex.core.configs  # noqa: F401  registers `<group>/base`
 
     with initialize_config_dir(config_dir=str((conf or CONF).resolve()), version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides)
@@ -69,7 +69,7 @@ def compose_params(overrides: list[str], conf: Path | None = None) -> dict[str, 
 
 def refuse_credentials(values: dict[str, Any]) -> None:
     """params.yaml is committed: a value holding a credential (a URL password from ${oc.env:...}) must not reach it."""
-    from apex.secrets import holds_secret
+    from apex.core.secrets import holds_secret
     from apex.tracking.params import flatten
 
     for key, value in flatten(values).items():
@@ -82,7 +82,7 @@ def render(params: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m apex.params_file", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m apex.core.params_file", description=__doc__.splitlines()[0])
     parser.add_argument("overrides", nargs="*", help="Hydra overrides (default: those params.yaml records)")
     parser.add_argument("--params", type=Path, default=PARAMS)
     parser.add_argument("--check", action="store_true", help="fail if the file differs from a fresh composition")
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         diff = difflib.unified_diff(current.splitlines(), expected.splitlines(), str(args.params), "conf/", lineterm="")
         print("\n".join(diff), file=sys.stderr)
-        print(f"{args.params} is stale: run `python -m apex.params_file` to regenerate it", file=sys.stderr)
+        print(f"{args.params} is stale: run `python -m apex.core.params_file` to regenerate it", file=sys.stderr)
         return 1
     args.params.write_text(expected, "utf-8")
     print(f"wrote {args.params} (overrides: {' '.join(overrides) or 'none'})")
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from apex.cli import guard, refuse_secret_overrides  # one line per failure; no credential written or echoed
+    from apex.core.cli import guard, refuse_secret_overrides  # one line per failure; no credential written or echoed
 
-    refuse_secret_overrides(sys.argv[1:], "python -m apex.params_file")
-    sys.exit(guard(main, "python -m apex.params_file"))
+    refuse_secret_overrides(sys.argv[1:], "python -m apex.core.params_file")
+    sys.exit(guard(main, "python -m apex.core.params_file"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from apex.errors import ConfigError
+from apex.core.errors import ConfigError
 
 _BAD_CHARS = ("/", "\\", "\x00")
 

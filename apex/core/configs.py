@@ -16,14 +16,14 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from apex.core.errors import ConfigError
+from apex.core.schema import defaults_of, read_dataclass
 from apex.data.config import DatasetConfig
 from apex.erm.config import ErmConfig
-from apex.errors import ConfigError
 from apex.eval.config import EvalConfig
 from apex.model.config import ModelConfig
 from apex.report.config import SweepReportConfig
 from apex.sampling.config import SamplerConfig
-from apex.schema import defaults_of, read_dataclass
 from apex.store.config import StoreConfig
 from apex.tracking.config import TrackingConfig
 from apex.tracking.params import cell_hash

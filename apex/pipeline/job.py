@@ -1,4 +1,4 @@
-"""The recipe's stage records: what each stage of `apex.recipe` hands to the next (typed, no behaviour beyond
+"""The recipe's stage records: what each stage of `apex.pipeline.recipe` hands to the next (typed, no behaviour beyond
 a few derived properties)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from apex.configs import RunConfigs
+from apex.core.configs import RunConfigs
 from apex.data import Dataset, splits_fingerprint
 from apex.erm.needed import NeededDocuments
 from apex.store.store import DataStore, Located

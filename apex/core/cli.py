@@ -26,9 +26,9 @@ from typing import Any, NoReturn
 
 from omegaconf import DictConfig
 
-from apex.errors import EXIT_BUG, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_SERVICE, InputError, ServiceError
-from apex.preflight import check_tracking
-from apex.secrets import CREDENTIAL_NAME, install_log_scrubber, scrub, secret_in_overrides
+from apex.core.errors import EXIT_BUG, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_SERVICE, InputError, ServiceError
+from apex.core.preflight import check_tracking
+from apex.core.secrets import CREDENTIAL_NAME, install_log_scrubber, scrub, secret_in_overrides
 
 VERBOSE_FLAG = "--verbose"
 # Third-party loggers that log every HTTP request at INFO: noise by default, shown with --verbose.
@@ -189,7 +189,7 @@ def job(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
     @functools.wraps(task)
     def wrapped(cfg: DictConfig) -> Any:
         try:
-            from apex.configs import load_configs  # light: the config schemas, no torch
+            from apex.core.configs import load_configs  # light: the config schemas, no torch
 
             tracking = load_configs(cfg).tracking  # every section validated: a bad value fails in seconds
             check_tracking(tracking.uri, tracking.experiment, tracking.artifact_root)

@@ -1,6 +1,6 @@
 """Lazy package exports (PEP 562): `import apex.model.config` must not import torch, peft or mlflow.
 
-Hydra composes before the job runs and `apex.configs` reads every group's schema; with eager package
+Hydra composes before the job runs and `apex.core.configs` reads every group's schema; with eager package
 `__init__`s that cost ~10 s of imports on a 2-core machine before `--help` or `--cfg job` could answer.
 """
 

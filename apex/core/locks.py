@@ -19,7 +19,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-log = logging.getLogger("apex.locks")
+log = logging.getLogger("apex.core.locks")
 
 
 @contextmanager

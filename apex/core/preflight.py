@@ -1,9 +1,9 @@
 """Checks of the tracking store before any stage runs: reachable (a few seconds), inside its roots, not in the code.
 
-`check_tracking(...)` runs first in every job (before the heavy imports, `apex.cli.job`), again in the recipe and in
-the sweep callback (`connect`), so a dead tracking server fails a run in seconds, before data preparation or any LLM
-request (MLflow's own client would retry for minutes, after the work). Read-only commands (`apex.report`) pass
-`must_exist=True`: a missing database is reported, never created. Light on purpose: no MLflow, no torch.
+`check_tracking(...)` runs first in every job (before the heavy imports, `apex.core.cli.job`), again in the recipe
+and in the sweep callback (`connect`), so a dead tracking server fails a run in seconds, before data preparation or
+any LLM request (MLflow's own client would retry for minutes, after the work). Read-only commands (`apex.report`)
+pass `must_exist=True`: a missing database is reported, never created. Light on purpose: no MLflow, no torch.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import urllib.request
 from pathlib import Path
 
 import apex
-from apex.errors import ConfigError, InputError, ServiceError
-from apex.paths import child_path, inside
-from apex.secrets import scrub
+from apex.core.errors import ConfigError, InputError, ServiceError
+from apex.core.paths import child_path, inside
+from apex.core.secrets import scrub
 
 PACKAGE_DIR = Path(apex.__file__).resolve().parent
 HEALTH_TIMEOUT_S = 5.0

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
-log = logging.getLogger("apex.recipe")
+log = logging.getLogger("apex.pipeline.recipe")
 P = ParamSpec("P")
 R = TypeVar("R")
 

@@ -12,14 +12,14 @@ from apex.eval.stop_point import EvalTarget, StopPointEval, evaluate_stop_point
 from apex.eval.trec import write_qrels, write_run
 from apex.model import Encoder, save_adapter
 from apex.model.loading import public_base
-from apex.summary import Summary
+from apex.pipeline.summary import Summary
 from apex.tracking import JobRun
 from apex.tracking.view import log_stop_point_adapter
 
 if TYPE_CHECKING:
-    from apex.job import Data, Job, Views
+    from apex.pipeline.job import Data, Job, Views
 
-log = logging.getLogger("apex.recipe")
+log = logging.getLogger("apex.pipeline.recipe")
 
 
 @dataclass

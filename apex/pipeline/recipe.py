@@ -18,19 +18,20 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from apex.configs import cell_of, load_configs
+from apex.core.configs import cell_of, load_configs
+from apex.core.preflight import check_tracking
 from apex.data import prepare_splits, save_splits
 from apex.erm import generate_queries, size_reduction, write_reduction_histogram
 from apex.erm.needed import needed_documents
 from apex.erm.prompts import MAP_TASK
 from apex.erm.runner import preflight_if_unanswered
-from apex.job import Data, Job, Mined, Views
 from apex.model import Encoder, LazyEncoder, add_lora
-from apex.preflight import check_tracking
-from apex.progress import set_progress_bars, timed_stage
+from apex.pipeline.job import Data, Job, Mined, Views
+from apex.pipeline.progress import set_progress_bars, timed_stage
+from apex.pipeline.stop_points import StopPoints
+from apex.pipeline.summary import Summary
 from apex.sampling import mine_negatives
 from apex.sampling.mining import empty_negatives
-from apex.stop_points import StopPoints
 from apex.store import keys
 from apex.store.outputs import (
     mapped_view,
@@ -41,13 +42,12 @@ from apex.store.outputs import (
     write_negatives,
 )
 from apex.store.store import DataStore
-from apex.summary import Summary
 from apex.tracking import JobRun, as_params, cell_label, flatten, git_state, reject_secrets_in_config
 from apex.tracking.view import NOTE_TAG, job_note, job_run_name
 from apex.train import build_examples, relevant_sets, train
 from apex.train.loop import TrainResult
 
-log = logging.getLogger("apex.recipe")
+log = logging.getLogger("apex.pipeline.recipe")
 
 
 def run(cfg: DictConfig, overrides: list[str] | None = None, output_dir: str | None = None) -> Summary:
@@ -80,7 +80,7 @@ def configs(cfg: DictConfig, overrides: list[str] | None, output_dir: str | None
     flat = flatten(resolved)
     reject_secrets_in_config(flat, literal=flatten(OmegaConf.to_container(cfg, resolve=False)))
     typed = load_configs(cfg)
-    tracking = typed.tracking  # checked again here for callers of run() that bypass apex.cli.job
+    tracking = typed.tracking  # checked again here for callers of run() that bypass apex.core.cli.job
     check_tracking(tracking.uri, tracking.experiment, tracking.artifact_root)
     set_progress_bars(typed.job.progress)  # the libraries' bars too ("Loading weights", uploads)
     out_dir = Path(output_dir or tempfile.mkdtemp(prefix="apex-run-"))
