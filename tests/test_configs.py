@@ -11,7 +11,7 @@ import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from apex.core.configs import SCHEMAS, RunConfigs, load_configs, unused_keys
+from apex.core.configs import REGISTRIES, SCHEMAS, RunConfigs, load_configs, operational_keys
 from apex.core.errors import ConfigError
 from apex.core.schema import defaults_of
 
@@ -56,6 +56,8 @@ def test_group_options_state_only_what_they_change(group: str) -> None:
         assert len(bases) == 1, f"{group}/{option}.yaml: needs exactly one base in its defaults list"
         if bases[0] == "base":
             base = defaults_of(SCHEMAS[group])
+        elif bases[0] == f"base_{option}":  # a registered component's own schema
+            base = defaults_of(REGISTRIES[group].get(option).config)
         else:
             base = OmegaConf.to_container(compose_with([f"{group}={bases[0]}"])[group])
         repeated = sorted(k for k, v in text.items() if k != "name" and k in base and base[k] == v)
@@ -123,11 +125,16 @@ def test_model_bf16_accepts_a_boolean_override() -> None:
     assert load_configs(compose_with(["model.bf16=false"])).model.bf16 == "false"
 
 
-def test_unused_keys_leave_the_cell() -> None:
+@pytest.mark.parametrize("group", sorted(REGISTRIES))
+def test_a_component_section_holds_its_own_keys_only(group: str) -> None:
+    """Each option composes exactly its component's keys, so a key of another component is unknown, not ignored."""
+    for option in options(group):
+        section = compose_with([f"{group}={option}"])[group]
+        assert set(section) == {f.name for f in dataclasses.fields(REGISTRIES[group].get(option).config)}, option
     random_cfg = load_configs(compose_with(["sampler=random", "erm=spacy"]))
-    unused = unused_keys(random_cfg)
-    assert {"sampler.n_hard", "sampler.hard", "erm.concurrency"} <= unused and "sampler.n_random" not in unused
-    assert "sampler.n_random" in unused_keys(load_configs(compose_with(["sampler=model_aware"])))
+    assert operational_keys(random_cfg) == {"erm.spacy_batch_size", "erm.spacy_n_process", "erm.retry_failed"}
+    with pytest.raises(ConfigError, match=r"sampler\.n_hard: unknown key"):
+        load_configs(compose_with(["sampler=random", "+sampler.n_hard=3"]))
 
 
 def test_schema_dataclasses_have_a_default_for_every_optional_key() -> None:

@@ -19,6 +19,7 @@ from hydra_conf import compose_config
 from mlflow.tracking import MlflowClient
 
 import apex.pipeline.recipe
+import apex.store.stages
 from apex.model.encoder import Encoder
 from apex.store import keys
 from apex.store.hashing import content_sha256, dvc_md5
@@ -75,12 +76,12 @@ class Counted:
 
 def run_in_process(copy: Path, tmp: Path, monkeypatch, *overrides: str):
     counts = {
-        "write_maps": Counted(apex.pipeline.recipe.write_maps),
-        "mine_negatives": Counted(apex.pipeline.recipe.mine_negatives),
+        "write_maps": Counted(apex.store.stages.write_maps),
+        "mine_negatives": Counted(apex.store.stages.mine_negatives),
         "encode": Counted(Encoder.encode),
     }
-    monkeypatch.setattr(apex.pipeline.recipe, "write_maps", counts["write_maps"])
-    monkeypatch.setattr(apex.pipeline.recipe, "mine_negatives", counts["mine_negatives"])
+    monkeypatch.setattr(apex.store.stages, "write_maps", counts["write_maps"])
+    monkeypatch.setattr(apex.store.stages, "mine_negatives", counts["mine_negatives"])
     monkeypatch.setattr(Encoder, "encode", lambda self, *a, **k: counts["encode"](self, *a, **k))
     monkeypatch.setattr(keys, "REPO_CODE", copy / "apex")  # the code the copy's DVC stages ran (the same files)
     cfg = compose_config(

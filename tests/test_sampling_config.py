@@ -7,6 +7,7 @@ from hydra_conf import compose_config
 
 from apex.core.errors import ConfigError
 from apex.sampling import SAMPLERS, BandConfig, GuardConfig, SamplerConfig
+from apex.sampling.samplers.model_aware import ModelAwareConfig
 
 
 @pytest.mark.parametrize("option", ["model_aware", "random", "hard_only", "in_batch"])
@@ -14,12 +15,13 @@ def test_shipped_options_load_and_name_a_registered_sampler(option) -> None:
     section = compose_config(f"sampler={option}").sampler
     cfg = SamplerConfig.from_cfg(section)
     assert cfg.name == option and option in SAMPLERS
-    assert set(section) == set(SamplerConfig.__dataclass_fields__)  # every key composed, so each can be overridden
+    # every key of the sampler's own config composed (so each can be overridden), and no other sampler's
+    assert set(section) == set(SAMPLERS[option].config.__dataclass_fields__)
 
 
 def test_model_aware_yaml_equals_the_documented_defaults() -> None:
-    assert SamplerConfig.from_cfg(compose_config("sampler=model_aware").sampler) == SamplerConfig()
-    cfg = SamplerConfig()
+    assert SamplerConfig.from_cfg(compose_config("sampler=model_aware").sampler) == ModelAwareConfig()
+    cfg = ModelAwareConfig()
     assert (cfg.n_hard, cfg.n_soft, cfg.candidate_k) == (2, 2, 100)
     assert cfg.hard == BandConfig("rank", 1, 10) and cfg.soft == BandConfig("rank", 30, 100)
     assert cfg.guard == GuardConfig(0.95, None) and cfg.fallback == ("other_band", "pool")
@@ -51,8 +53,10 @@ def test_switching_a_band_axis_does_not_inherit_the_old_bounds() -> None:
         ({"guard": {"max_score": 1.5}}, "cosine in \\[-1, 1\\]"),
         ({"guard": {"margin": 0.1}}, "sampler.guard.margin: unknown key"),
         ({"backend": "annoy"}, "sampler.backend: must be one of"),
-        ({"name": "hard_only", "n_hard": 4, "n_soft": 2}, "n_soft = 0"),
-        ({"name": "random", "n_random": 0}, "n_random must be >= 1"),
+        ({"name": "hard_only", "n_hard": 4, "n_soft": 2}, "sampler.n_soft: unknown key"),
+        ({"name": "hard_only", "n_hard": 101}, "n_hard <= candidate_k"),
+        ({"name": "random", "n_random": 0}, "n_random: must be an integer >= 1"),
+        ({"name": "random", "candidate_k": 10}, "sampler.candidate_k: unknown key"),
         ({"query_chunk_size": 0}, "query_chunk_size: must be >= 1"),
     ],
 )

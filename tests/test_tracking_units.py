@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from apex.tracking import as_params, cell_hash, cell_label, flatten, reject_secrets_in_config, scrub
+from apex.core.secrets import reject_secrets_in_config, scrub
+from apex.tracking import as_params, cell_hash, cell_label, flatten
 from apex.tracking.provenance import git_state
 
 

@@ -36,7 +36,8 @@ _CHATTY_LOGGERS = (
     "httpx", "httpx2", "httpcore", "httpcore2", "openai", "urllib3", "mlflow.utils.requests_utils",
     "mlflow.store.db.utils", "alembic",
 )  # fmt: skip
-# Warnings nobody can act on: bitsandbytes' optional CPU kernels package (NOTES: harmless; never install it).
+# Warnings nobody can act on: bitsandbytes' optional CPU kernels package (harmless; never install `kernels`, which
+# fetches code from a hub at run time).
 _HARMLESS_LOGGERS = ("bitsandbytes.backends.cpu.ops",)
 _MAX_MESSAGE_CHARS = 600
 

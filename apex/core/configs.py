@@ -1,10 +1,11 @@
 """The job's configuration: one typed schema per Hydra group, registered as each group's base node.
 
-Each group's schema is a frozen dataclass in its stage's package (DatasetConfig, ErmConfig, ...); its defaults are
+Each group's schema is a frozen dataclass in its stage's package (DatasetConfig, ModelConfig, ...); its defaults are
 the only copy of the default values. `register()` stores them in Hydra's ConfigStore as `<group>/base`, and every
-option in conf/<group>/ starts with `defaults: [base]` and states only what it changes. `load_configs` turns a
-composed config into `RunConfigs`, validating every section up front; every failure is one `ConfigError` naming
-the key. The `paths` group (conf/paths/default.yaml) holds every location.
+option in conf/<group>/ starts with `defaults: [base]` and states only what it changes. In a group whose `name:`
+selects a component (erm, sampler: `REGISTRIES`), each component has its own schema, stored as `base_<name>`.
+`load_configs` turns a composed config into `RunConfigs`, validating every section up front; every failure is one
+`ConfigError` naming the key. The `paths` group (conf/paths/default.yaml) holds every location.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from apex.core.errors import ConfigError
 from apex.core.schema import defaults_of, read_dataclass
 from apex.data.config import DatasetConfig
 from apex.erm.config import ErmConfig
+from apex.erm.registry import ERM_BACKENDS
 from apex.eval.config import EvalConfig
 from apex.model.config import ModelConfig
 from apex.report.config import SweepReportConfig
 from apex.sampling.config import SamplerConfig
+from apex.sampling.registry import SAMPLERS
 from apex.store.config import StoreConfig
 from apex.tracking.config import TrackingConfig
 from apex.tracking.params import cell_hash
@@ -40,6 +43,8 @@ SCHEMAS: dict[str, type] = {
     "store": StoreConfig,
     "report": SweepReportConfig,
 }
+# Groups whose `name:` selects a registered component: the section is read as that component's own config.
+REGISTRIES = {"erm": ERM_BACKENDS, "sampler": SAMPLERS}
 # Keys of the schemas that are locations: set from the `paths` group, never composed into a group.
 LOCATIONS = {"model": ("cache_dir",)}
 
@@ -92,43 +97,32 @@ class RunConfigs:
     report: SweepReportConfig
 
 
-_LLM_ONLY = (
-    "base_url", "mode", "structured_output", "concurrency", "max_retries", "timeout_s", "backoff_base_s",
-    "backoff_max_s", "max_reasks", "temperature", "seed", "max_tokens", "preflight_timeout_s", "price_prompt_per_1m",
-    "price_completion_per_1m", "batch_discount", "batch_poll_s", "batch_max_wait_s",
-)  # fmt: skip
-_SAMPLER_UNUSED = {
-    "model_aware": ("n_random",),
-    "hard_only": ("n_random", "hard", "soft", "fallback"),
-    "random": ("n_hard", "n_soft", "candidate_k", "hard", "soft", "fallback", "backend"),
-}
-
-
-def unused_keys(cfg: RunConfigs) -> set[str]:
-    """Keys the chosen components ignore (e.g. sampler.n_hard under sampler=random): kept out of the cell hash."""
-    erm_fields = [f.name for f in dataclasses.fields(ErmConfig)]
-    if cfg.erm.name == "none":
-        erm = [k for k in erm_fields if k != "name"]
-    elif cfg.erm.is_llm:
-        erm = ["spacy_batch_size", "spacy_noun_chunks", "spacy_n_process"]
-    else:
-        erm = list(_LLM_ONLY)
-    sampler_fields = [f.name for f in dataclasses.fields(SamplerConfig)]
-    sampler = _SAMPLER_UNUSED.get(cfg.sampler.name, [k for k in sampler_fields if k != "name"])
-    return {f"erm.{k}" for k in erm} | {f"sampler.{k}" for k in sampler}
+def operational_keys(cfg: RunConfigs) -> set[str]:
+    """Flat keys the selected components call operational (erm.concurrency under an LLM backend): in no identity."""
+    return {
+        f"{group}.{key}"
+        for group, registry in REGISTRIES.items()
+        for key in registry.get(getattr(cfg, group).name).operational
+    }
 
 
 def cell_of(flat: dict[str, Any], cfg: RunConfigs) -> str:
-    """The job's cell: the hash of its flattened settings minus seed, locations and keys its components ignore.
-    The recipe tags every run with it; the sweeper's `+resume=` computes it for jobs before launching them."""
-    unused = unused_keys(cfg)
-    return cell_hash({k: v for k, v in flat.items() if not any(k == u or k.startswith(f"{u}.") for u in unused)})
+    """The job's cell: the hash of its flattened settings minus seed, locations and its components' operational keys
+    (a component's section holds only its own keys, so nothing else needs leaving out). The recipe tags every run
+    with it; the sweeper's `+resume=` computes it for jobs before launching them."""
+    skip = operational_keys(cfg)
+    return cell_hash({k: v for k, v in flat.items() if not any(k == u or k.startswith(f"{u}.") for u in skip)})
 
 
 def register() -> None:
-    """Store each schema's defaults as `<group>/base` (idempotent; called before Hydra composes)."""
+    """Store each schema's defaults as `<group>/base`, and each registered component's as `<group>/base_<name>`
+    (idempotent; called before Hydra composes)."""
     store = ConfigStore.instance()
+    for registry in REGISTRIES.values():
+        registry.discover()  # each component stores its own node, `<group>/base_<name>`
     for group, schema in SCHEMAS.items():
+        if group in REGISTRIES:
+            continue
         node = defaults_of(schema)
         for key in LOCATIONS.get(group, ()):
             node.pop(key, None)

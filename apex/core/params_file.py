@@ -34,13 +34,13 @@ HEADER = (
 
 def read_section(path: Path, section: str) -> Any:
     """The `section` of a YAML params file as plain Python values; a clear InputError naming the file otherwise."""
-    params = read_params(path)
+    params = read_params_file(path)
     if section not in params:
         raise InputError(f"has no '{section}' section", file=path, record=section)
     return params[section]
 
 
-def read_params(path: Path) -> dict[str, Any]:
+def read_params_file(path: Path) -> dict[str, Any]:
     """The whole params file as plain Python values."""
     if not path.is_file():
         raise InputError("file does not exist", file=path)
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     overrides = args.overrides
     if not overrides and args.params.is_file():
-        overrides = list(read_params(args.params).get("overrides") or [])
+        overrides = list(read_params_file(args.params).get("overrides") or [])
     expected = render(compose_params(overrides))
     if args.check:
         current = args.params.read_text("utf-8") if args.params.is_file() else ""

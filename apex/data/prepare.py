@@ -1,14 +1,13 @@
 """DVC `prepare` stage: `python -m apex.data.prepare --params params.yaml --out data/prepared`.
 
 Reads the `dataset:` section of params.yaml (generated from conf/ by `python -m apex.core.params_file`), builds the
-splits with `prepare_splits` and writes them with `save_splits`, plus `inputs.json` (the splits' content
-fingerprint: a run whose config gives the same splits finds them pinned here).
+splits with `prepare_splits` and writes them through `apex.store.stages.prepared_work` (the owner runs use too),
+with `inputs.json` (the splits' content fingerprint: a run whose config gives the same splits finds them pinned).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import sys
@@ -16,19 +15,12 @@ from pathlib import Path
 
 from apex.core.errors import InputError
 from apex.data.config import DatasetConfig
-from apex.data.splits import prepare_splits, splits_fingerprint
-from apex.data.storage import save_splits
-
-
-def read_params(path: Path, section: str = "dataset") -> DatasetConfig:
-    """The `section` of a YAML params file as a validated DatasetConfig."""
-    from apex.core.params_file import read_section
-
-    return DatasetConfig.from_cfg(read_section(path, section), source=path)
+from apex.data.splits import prepare_splits
 
 
 def main(argv: list[str] | None = None) -> int:
-    from apex.store.keys import prepared_inputs
+    from apex.store.stage_cli import read_config
+    from apex.store.stages import prepared_work
     from apex.store.store import build_into
 
     parser = argparse.ArgumentParser(prog="python -m apex.data.prepare", description=__doc__.splitlines()[0])
@@ -37,10 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        cfg = read_params(args.params)
+        cfg = read_config(args.params, DatasetConfig, "dataset")
         splits = prepare_splits(cfg)
-        inputs = prepared_inputs(splits_fingerprint(splits))
-        build_into(args.out, inputs, lambda out: save_splits(splits, out, config=dataclasses.asdict(cfg)))
+        work = prepared_work(splits, cfg)
+        build_into(args.out, work.inputs, work.build)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

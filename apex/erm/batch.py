@@ -25,8 +25,9 @@ from typing import TypeVar
 import openai
 from openai.types import Batch
 
+from apex.core.secrets import scrub
 from apex.erm.cache import ErmCache, Outcome, Scope
-from apex.erm.client import ErmBackendError, scrub
+from apex.erm.client import ErmBackendError
 from apex.erm.config import ErmConfig
 from apex.erm.llm import Counters, Pending, judge_answer, policy_of, request_body
 from apex.erm.prompts import Task

@@ -33,12 +33,6 @@ from apex.erm.client import ErmBackendError
 from apex.erm.config import ErmConfig
 
 
-def read_params(path: Path, section: str = "erm") -> ErmConfig:
-    from apex.store.stage_cli import read_config
-
-    return read_config(path, ErmConfig, section)
-
-
 def build(
     cfg: ErmConfig,
     splits_dir: Path,
@@ -49,28 +43,21 @@ def build(
     eval_view: str = "plain",
 ) -> dict[str, dict]:
     """Maps of what a run reads (train: its needed documents; val and test whole with eval.view=erm) into `out`
-    (with inputs.json); returns the stats per split and the needed-documents counts."""
+    (with inputs.json), through `apex.store.stages.maps_work`; returns the stats per split and the needed counts."""
     import pandas as pd
 
-    from apex.data import load_splits, splits_fingerprint
-    from apex.erm.needed import needed_documents
+    from apex.data import load_splits
     from apex.sampling.outputs import NEGATIVES_FILE
-    from apex.store.keys import mapped_splits, maps_inputs
-    from apex.store.outputs import write_maps
+    from apex.store.stages import maps_work
     from apex.store.store import build_into
 
     splits = load_splits(splits_dir)
     if not (negatives_dir / NEGATIVES_FILE).is_file():
         raise InputError("has no negatives: run the negatives stage first", file=negatives_dir / NEGATIVES_FILE)
-    train = splits["train"]
-    needed = needed_documents(train.corpus, train.qrels, pd.read_parquet(negatives_dir / NEGATIVES_FILE))
+    negatives = pd.read_parquet(negatives_dir / NEGATIVES_FILE)
+    work, needed = maps_work(splits, negatives, cfg, eval_view, cache_dir, progress)
     logging.getLogger("apex.erm").info("%s", needed.line())
-    mapped = {name: splits[name] for name in mapped_splits(eval_view)}
-    inputs = maps_inputs(splits_fingerprint(splits), cfg, tuple(mapped), {"train": needed.key()})
-    stats = build_into(
-        out, inputs, lambda folder: write_maps(mapped, cfg, cache_dir, folder, progress, {"train": needed.ids})
-    )
-    return {**stats, "needed": needed.metrics()}
+    return {**build_into(out, work.inputs, work.build), "needed": needed.metrics()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        cfg = read_params(args.params)
+        cfg = read_config(args.params, ErmConfig, "erm")
         cache = args.cache_dir or cache_dir(args.params) / "erm"
         view = read_config(args.params, EvalConfig, "eval").view
         stats = build(cfg, args.splits, args.negatives, args.out, cache, progress=not args.no_progress, eval_view=view)

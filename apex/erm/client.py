@@ -4,7 +4,8 @@ A run fails at once, before any document request, when it cannot possibly work: 
 `OPENAI_API_KEY`, a server that does not answer, or a key the server rejects. A local server (vLLM, Ollama,
 llama.cpp on localhost or a private address) gets a placeholder key when none is set: those servers ignore it.
 
-The key never leaves this module except inside the client; `scrub` removes it from any text we store or log.
+The key never leaves this module except inside the client; `apex.core.secrets.scrub` removes it (an
+environment secret) from any text we store or log.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from urllib.parse import urlparse
 import openai
 
 from apex.core.errors import ServiceError
-from apex.core.secrets import scrub as scrub_secrets
+from apex.core.secrets import scrub
 from apex.erm.config import API_KEY_ENV, ErmConfig
 
 log = logging.getLogger("apex.erm")
@@ -98,10 +99,3 @@ def preflight(client: openai.OpenAI, cfg: ErmConfig) -> None:
         log.info(
             "erm pre-flight: %s answered GET /models with HTTP %d; treating the server as up", where, exc.status_code
         )
-
-
-def scrub(text: str) -> str:
-    """Remove the API key, URL passwords and key-shaped strings from text that will be stored or logged."""
-    key = os.environ.get(API_KEY_ENV, "")
-    # A very short "key" would shred ordinary words; real keys are far longer than 8 characters.
-    return scrub_secrets(text.replace(key, "***") if len(key) >= 8 else text)

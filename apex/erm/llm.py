@@ -27,8 +27,8 @@ import openai
 from openai.types.chat import ChatCompletion
 from tqdm.auto import tqdm
 
+from apex.core.secrets import scrub
 from apex.erm.cache import Outcome
-from apex.erm.client import scrub
 from apex.erm.config import ErmConfig
 from apex.erm.prompts import Task
 from apex.erm.retry import NotAnAnswer, RequestFailed, RetryPolicy, call_with_retries

@@ -21,6 +21,7 @@ import pandas as pd
 from apex.core.errors import InputError
 from apex.erm.config import ErmConfig
 from apex.erm.prompts import MAP_TASK
+from apex.erm.registry import backend_of
 from apex.erm.render import STATUS_EMPTY, STATUS_FAILED, STATUS_OK, classify, render_map
 from apex.erm.runner import answer_texts
 from apex.erm.schema import EntityMap
@@ -69,8 +70,8 @@ def build_maps(items: pd.DataFrame, cfg: ErmConfig, cache_dir: Path, *, progress
     Raises `InputError` on bad items, `ValueError` for `erm=none`, `ErmBackendError` when the LLM backend cannot
     run at all (no key, server down): before any document request.
     """
-    if cfg.name == "none":
-        raise ValueError("erm=none builds no maps; the recipe should skip the ERM stage")
+    if backend_of(cfg).answer is None:
+        raise ValueError(f"erm={cfg.name} builds no maps; the recipe should skip the ERM stage")
     check_items(items)
     ids = [str(i) for i in items["id"]]
     long_ids = [i for i, t in zip(ids, items["text"], strict=True) if len(t) > cfg.max_input_chars]

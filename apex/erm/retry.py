@@ -29,7 +29,8 @@ from typing import TypeVar
 import numpy as np
 import openai
 
-from apex.erm.client import ErmBackendError, scrub
+from apex.core.secrets import scrub
+from apex.erm.client import ErmBackendError
 
 T = TypeVar("T")
 _MAX_RETRY_AFTER_S = 600.0  # a sanity cap on what a server may ask us to wait

@@ -21,11 +21,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from apex.core.secrets import scrub
 from apex.erm.cache import ErmCache, Outcome, Scope, text_sha256
-from apex.erm.client import ErmPendingError, scrub
+from apex.erm.client import ErmPendingError
 from apex.erm.config import ErmConfig
-from apex.erm.llm import Counters, Pending, run_online
-from apex.erm.prompts import MAP_TASK, Task
+from apex.erm.llm import Counters, Pending
+from apex.erm.prompts import Task
+from apex.erm.registry import backend_of
 from apex.erm.retry import is_transport_reason
 
 log = logging.getLogger("apex.erm")
@@ -42,50 +44,11 @@ class Answers:
 
 
 def scope_of(task: Task, cfg: ErmConfig) -> Scope:
-    """The cache namespace: for spaCy the model name+version and extractor version replace model and prompt."""
-    if cfg.name == "spacy":
-        from apex.erm.spacy_backend import EXTRACTOR_VERSION, resolve_model
-
-        # The noun-chunk switch changes the maps, so it is part of the extractor version in the key.
-        version = EXTRACTOR_VERSION if cfg.spacy_noun_chunks else f"{EXTRACTOR_VERSION}+no-noun-chunks"
-        return Scope(task.kind, "spacy", resolve_model(cfg.model), version)
-    return Scope(task.kind, cfg.name, cfg.resolved_model, task.prompt_version)
-
-
-def _run_spacy(items: list[Pending], cfg: ErmConfig, cache: ErmCache, scope: Scope, progress: bool) -> Counters:
-    from tqdm.auto import tqdm
-
-    from apex.erm.spacy_backend import extract_maps, load_nlp
-
-    nlp, _ = load_nlp(cfg.model)
-    nlp.max_length = max(nlp.max_length, cfg.max_input_chars + 1)  # texts are cut to max_input_chars already
-    size = cfg.spacy_batch_size
-    bar = tqdm(total=len(items), desc="erm map (spacy)", disable=not progress, unit="doc")
-    maps = extract_maps(
-        [p.text for p in items], nlp, batch_size=size, noun_chunks=cfg.spacy_noun_chunks, n_process=cfg.spacy_n_process
-    )
-    for start in range(0, len(items), size):
-        chunk = items[start : start + size]
-        # One transaction per batch: spaCy is fast enough that a commit per document would dominate.
-        done = [Outcome(p.key, p.text_sha256, True, next(maps).to_json()) for p in chunk]
-        cache.put(scope, done)
-        bar.update(len(chunk))
-    bar.close()
-    return Counters()
-
-
-def _run_llm(
-    items: list[Pending], task: Task, cfg: ErmConfig, cache: ErmCache, scope: Scope, progress: bool
-) -> Counters:
-    from apex.erm.client import make_client, preflight
-
-    client = make_client(cfg)
-    preflight(client, cfg)
-    if cfg.mode == "batch":
-        from apex.erm.batch import run_batch
-
-        return run_batch(client, task, items, cfg, cache, scope, progress=progress)
-    return run_online(client, task, items, cfg, lambda done: cache.put(scope, done), progress=progress)
+    """The answer cache's namespace for `task` under the backend `cfg.name` (its record's `scope`)."""
+    backend = backend_of(cfg)
+    if backend.scope is None:
+        raise ValueError(f"erm={cfg.name} answers nothing: it has no answer cache")
+    return backend.scope(task, cfg)
 
 
 def _pending_error(
@@ -141,8 +104,9 @@ def preflight_if_unanswered(texts: list[str], task: Task, cfg: ErmConfig, cache_
 
 def answer_texts(texts: list[str], task: Task, cfg: ErmConfig, cache_dir: Path, *, progress: bool = True) -> Answers:
     """Run steps 1-4 of the module docstring; returns the outcomes and run statistics."""
-    if cfg.name == "spacy" and task is not MAP_TASK:
-        raise ValueError(f"erm={cfg.name} cannot run task {task.kind!r}: it needs an LLM backend")
+    backend = backend_of(cfg)
+    if backend.answer is None or task.kind not in backend.tasks:
+        raise ValueError(f"erm={cfg.name} cannot run task {task.kind!r}: it answers {list(backend.tasks)}")
     t0 = time.perf_counter()
     scope = scope_of(task, cfg)
     n_truncated = sum(1 for t in texts if len(t) > cfg.max_input_chars)
@@ -152,15 +116,9 @@ def answer_texts(texts: list[str], task: Task, cfg: ErmConfig, cache_dir: Path, 
     for k, t in zip(keys, texts, strict=True):
         first_text.setdefault(k, t)
     unique = list(first_text)
-    settings = {
-        "temperature": cfg.temperature, "seed": cfg.seed, "max_tokens": cfg.max_tokens,
-        "structured_output": cfg.structured_output, "mode": cfg.mode, "base_url": scrub(cfg.base_url or ""),
-    }  # fmt: skip
+    settings = cfg.cache_settings() if hasattr(cfg, "cache_settings") else {}
     # The scope's lock (ErmCache.claim) makes parallel jobs that need the same answers pay for them once.
-    with (
-        ErmCache(cache_dir, settings if cfg.is_llm else {"noun_chunks": cfg.spacy_noun_chunks}) as cache,
-        cache.claim(scope),
-    ):
+    with ErmCache(cache_dir, settings) as cache, cache.claim(scope):
         cached = cache.results(unique)
         failed = {k: o for k, o in cache.failures(unique).items() if not is_transport_reason(o.reason)}
         pending = [
@@ -176,10 +134,7 @@ def answer_texts(texts: list[str], task: Task, cfg: ErmConfig, cache_dir: Path, 
         )  # fmt: skip
         counters = Counters()
         if pending:
-            if cfg.name == "spacy":
-                counters = _run_spacy(pending, cfg, cache, scope, progress)
-            else:
-                counters = _run_llm(pending, task, cfg, cache, scope, progress)
+            counters = backend.answer(pending, task, cfg, cache, scope, progress)
         outcomes = {k: o for k, o in cache.failures(unique).items() if not is_transport_reason(o.reason)}
         outcomes.update(cache.results(unique))
     if len(outcomes) < len(unique):
@@ -187,10 +142,11 @@ def answer_texts(texts: list[str], task: Task, cfg: ErmConfig, cache_dir: Path, 
     fresh = {p.key for p in pending}
     run_prompt = sum(o.prompt_tokens for k, o in outcomes.items() if k in fresh)
     run_completion = sum(o.completion_tokens for k, o in outcomes.items() if k in fresh)
-    price = 1.0 if cfg.mode == "online" else cfg.batch_discount
+    price = 1.0 if getattr(cfg, "mode", "online") == "online" else cfg.batch_discount
+    per_prompt, per_completion = getattr(cfg, "price_prompt_per_1m", 0.0), getattr(cfg, "price_completion_per_1m", 0.0)
 
     def cost(p: int, c: int) -> float:
-        return price * (p * cfg.price_prompt_per_1m + c * cfg.price_completion_per_1m) / 1e6
+        return price * (p * per_prompt + c * per_completion) / 1e6
 
     all_prompt = sum(o.prompt_tokens for o in outcomes.values())
     all_completion = sum(o.completion_tokens for o in outcomes.values())

@@ -18,7 +18,6 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -27,16 +26,9 @@ from apex.data import Dataset
 from apex.eval.cache import Step0Cache, eval_key
 from apex.eval.config import EvalConfig
 from apex.eval.retrieval import EvalResult, evaluate_embeddings
+from apex.model.protocol import TextEncoder
 
 log = logging.getLogger("apex.eval")
-
-
-class Embedder(Protocol):
-    def identity(self) -> dict[str, object]: ...
-
-    def encode(
-        self, texts: list[str], kind: str, show_progress: bool = ..., batch_size: int | None = ...
-    ) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -71,14 +63,14 @@ def _content_hash(docs: pd.DataFrame) -> bytes:
     return digest.digest()
 
 
-def _key(encoder: Embedder, target: EvalTarget, cfg: EvalConfig) -> str:
+def _key(encoder: TextEncoder, target: EvalTarget, cfg: EvalConfig) -> str:
     view = dataclasses.replace(target.split, corpus=target.docs.reset_index(drop=True)[["doc_id", "title", "text"]])
     settings = {"ks": list(cfg.ks), "run_depth": cfg.run_depth}
     return eval_key(encoder.identity(), target.split.fingerprint(), view.fingerprint(), settings)
 
 
 def evaluate_stop_point(
-    encoder: Embedder,
+    encoder: TextEncoder,
     targets: list[EvalTarget],
     cfg: EvalConfig,
     *,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Literal
 
 from apex.core.errors import ConfigError
 from apex.core.schema import read_dataclass
@@ -40,6 +40,15 @@ class ModelConfig:
     # only adds noise and costs 40% of a CPU step (docs in apex/model/loading.py).
     dropout: float | None = 0.0
     cache_dir: str = "experiments/cache/models"
+    # Keys that never change the base model's vectors (a label, a location, what only training reads): no key of
+    # what the frozen base model computes (mined negatives) counts them.
+    NOT_IN_BASE_VECTORS: ClassVar[tuple[str, ...]] = (
+        "name", "cache_dir", "lora_target_modules", "gradient_checkpointing", "dropout",
+    )  # fmt: skip
+
+    def base_identity(self) -> dict[str, Any]:
+        """What determines the frozen base model's vectors: every key but NOT_IN_BASE_VECTORS."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in self.NOT_IN_BASE_VECTORS}
 
     @classmethod
     def from_cfg(cls, section: Mapping[str, Any] | None, key: str = "model") -> ModelConfig:

@@ -1,7 +1,9 @@
 """The APEX-Embedding job as one readable recipe: configs → data → negatives → views → model → train → finish.
 
-This is the only module that calls every stage and the only one that logs to MLflow. `run` is the table of
-contents; each stage below is a function with typed inputs and outputs (no closures over the recipe's locals).
+This is the only module that calls every stage in order. Stages return values and never import MLflow; the recipe
+logs them (through `apex.tracking.JobRun`), and so does `apex.pipeline.stop_points`, to which it hands the
+evaluations during training. `run` is the table of contents; each stage below is a function with typed inputs and
+outputs. The data stages' inputs and builds are owned by `apex.store.stages`, which the DVC stage commands call too.
 """
 
 from __future__ import annotations
@@ -20,30 +22,24 @@ from omegaconf import DictConfig, OmegaConf
 
 from apex.core.configs import cell_of, load_configs
 from apex.core.preflight import check_tracking
-from apex.data import prepare_splits, save_splits
+from apex.core.secrets import reject_secrets_in_config
+from apex.data import prepare_splits
 from apex.erm import generate_queries, size_reduction, write_reduction_histogram
-from apex.erm.needed import needed_documents
 from apex.erm.prompts import MAP_TASK
+from apex.erm.registry import backend_of
 from apex.erm.runner import preflight_if_unanswered
 from apex.model import Encoder, LazyEncoder, add_lora
 from apex.pipeline.job import Data, Job, Mined, Views
 from apex.pipeline.progress import set_progress_bars, timed_stage
 from apex.pipeline.stop_points import StopPoints
 from apex.pipeline.summary import Summary
-from apex.sampling import mine_negatives
 from apex.sampling.mining import empty_negatives
-from apex.store import keys
-from apex.store.outputs import (
-    mapped_view,
-    negatives_files,
-    read_maps,
-    read_negatives,
-    write_maps,
-    write_negatives,
-)
+from apex.sampling.registry import SAMPLERS
+from apex.store.outputs import mapped_view, negatives_files, read_maps, read_negatives
+from apex.store.stages import maps_work, negatives_work, prepared_work
 from apex.store.store import DataStore
-from apex.tracking import JobRun, as_params, cell_label, flatten, git_state, reject_secrets_in_config
-from apex.tracking.view import NOTE_TAG, job_note, job_run_name
+from apex.tracking import JobRun, as_params, cell_label, flatten, git_state, names
+from apex.tracking.view import job_note, job_run_name
 from apex.train import build_examples, relevant_sets, train
 from apex.train.loop import TrainResult
 
@@ -125,10 +121,8 @@ def load_data(job: Job) -> Data:
             data.splits[name] = dataclasses.replace(split, queries=result.queries, qrels=result.qrels)
             data.splits[name].validate()
             data.query_stats.update({f"llm_queries_{name}_{k}": v for k, v in result.stats.items()})
-    config = dataclasses.asdict(data_cfg)
-    data.prepared = job.store.get_or_build(
-        "prepared", keys.prepared_inputs(data.fingerprint), lambda out: save_splits(data.splits, out, config=config)
-    )
+    work = prepared_work(data.splits, data_cfg)
+    data.prepared = job.store.get_or_build(work.stage, work.inputs, work.build)
     return data
 
 
@@ -138,21 +132,19 @@ def negatives(job: Job, data: Data, model: LazyEncoder) -> Mined:
     maps, which only the documents training reads get: from the store when pinned or stored, else mined now by the
     function the DVC stage calls (none for in_batch). Model-aware mining ranks the whole training corpus (with
     dataset.split=given, the whole corpus) and never takes a labelled positive of the query."""
-    sampler_cfg, seed, train = job.cfg.sampler, job.cfg.job.seed, data.train
-    if sampler_cfg.name == "in_batch":  # the batch's other positives are the negatives: nothing to mine or store
+    sampler_cfg, train = job.cfg.sampler, data.train
+    if not SAMPLERS.get(sampler_cfg.name).mines:  # in_batch: the batch's other positives are the negatives
         return Mined(empty_negatives(), sampler_cfg.name)
     mined = Mined(pd.DataFrame(), sampler_cfg.name)
 
-    def mine_into(out: Path) -> None:
+    def encoder() -> Encoder:
         # The maps come after mining: a missing key or a dead LLM server must fail now, not after the encoding.
         preflight_if_unanswered(list(train.corpus["text"]), MAP_TASK, job.cfg.erm, job.cache_dir / "erm")
-        mining = mine_negatives(train.queries, train.corpus, train.qrels, model.get(), sampler_cfg,
-                                cache_dir=job.cache_dir / "base_embeddings", view="plain", seed=seed,
-                                progress=job.progress)  # fmt: skip
-        mined.volatile.update(write_negatives(mining, out))
+        return model.get()
 
-    inputs = keys.negatives_inputs(data.fingerprint, job.cfg.model, sampler_cfg, seed)
-    mined.located = job.store.get_or_build("negatives", inputs, mine_into)
+    work = negatives_work(data.splits, job.cfg.model, sampler_cfg, job.cfg.job.seed, encoder,
+                          job.cache_dir / "base_embeddings", job.progress)  # fmt: skip
+    mined.located = job.store.get_or_build(work.stage, work.inputs, lambda out: mined.volatile.update(work.build(out)))
     mined.table, _ = read_negatives(mined.located.path)
     return mined
 
@@ -167,20 +159,15 @@ def build_views(job: Job, data: Data, mined: Mined) -> Views:
     erm_cfg, eval_cfg = job.cfg.erm, job.cfg.eval
     splits, train = data.splits, data.train
     views = Views(train_docs=train.corpus, val_docs=splits["val"].corpus, test_docs=splits["test"].corpus)
-    if erm_cfg.name == "none":
+    if backend_of(erm_cfg).answer is None:  # erm=none: plain text
         if eval_cfg.view == "erm":
             raise ValueError("eval.view=erm needs an ERM backend (erm=spacy, gpt4o, ...), got erm=none")
         return views
-    views.needed = needed = needed_documents(train.corpus, train.qrels, mined.table)
+    work, needed = maps_work(splits, mined.table, erm_cfg, eval_cfg.view, job.cache_dir / "erm", job.progress)
+    views.needed = needed
     log.info("%s", needed.line())
     built: dict[str, dict[str, float]] = {}  # filled only when the maps are built now: timings, cache hits
-    mapped = {name: splits[name] for name in keys.mapped_splits(eval_cfg.view)}
-
-    def map_into(out: Path) -> None:
-        built.update(write_maps(mapped, erm_cfg, job.cache_dir / "erm", out, job.progress, {"train": needed.ids}))
-
-    inputs = keys.maps_inputs(data.fingerprint, erm_cfg, tuple(mapped), {"train": needed.key()})
-    views.maps = job.store.get_or_build("erm", inputs, map_into)
+    views.maps = job.store.get_or_build(work.stage, work.inputs, lambda out: built.update(work.build(out)))
     folder = views.maps.path
     read = train.corpus[train.corpus["doc_id"].isin(set(needed.ids))].reset_index(drop=True)
     views.train_docs, counts = mapped_view(read, "doc_id", read_maps(folder, "train"))
@@ -205,14 +192,14 @@ def open_tracking(job: Job, data: Data, views: Views) -> JobRun:
         job.cfg.tracking,
         run_name=job.cfg.job.run_name or job_run_name(job.overrides, seed, job.cfg.tracking.uri),
         tags={
-            "apex.kind": "job",
-            "apex.cell": job.cell,
-            "apex.cell_label": job.label,
-            "apex.seed": str(seed),
-            "apex.git_commit": commit,
-            "apex.git_dirty": str(dirty).lower(),
-            "apex.dataset_fingerprint": data.fingerprint[:16],
-            "apex.data.test_fingerprint": data.splits["test"].fingerprint()[:16],
+            names.KIND: names.KIND_JOB,
+            names.CELL: job.cell,
+            names.CELL_LABEL: job.label,
+            names.SEED: str(seed),
+            names.GIT_COMMIT: commit,
+            names.GIT_DIRTY: str(dirty).lower(),
+            names.DATASET_FINGERPRINT: data.fingerprint[:16],
+            names.TEST_FINGERPRINT: data.splits["test"].fingerprint()[:16],
         },
     )
     for located in (data.prepared, views.maps):
@@ -234,7 +221,7 @@ def new_summary(tracker: JobRun, job: Job, data: Data, views: Views) -> Summary:
     test = data.splits["test"]
     summary = Summary(
         run_id=tracker.run_id,
-        cell=job.label,
+        cell_label=job.label,
         seed=job.cfg.job.seed,
         corpus_size=len(test.corpus),
         n_queries=len(test.queries),
@@ -251,10 +238,10 @@ def log_negatives(mined: Mined, tracker: JobRun, summary: Summary) -> None:
         return
     located, volatile = mined.located, mined.volatile
     tracker.set_tags(located.provenance())
-    tracker.log_metrics({"negatives": len(mined.table)})
+    tracker.log_metrics({names.NEGATIVES: len(mined.table)})
     if "cache_hit" in volatile:
-        tracker.set_tags({"apex.base_embedding_cache": "hit" if volatile["cache_hit"] else "miss"})
-        tracker.log_metrics({"base_embedding_cache_hit": float(volatile["cache_hit"])})
+        tracker.set_tags({names.BASE_EMBEDDING_CACHE: "hit" if volatile["cache_hit"] else "miss"})
+        tracker.log_metrics({names.BASE_EMBEDDING_CACHE_HIT: float(volatile["cache_hit"])})
     for path in negatives_files(located.path):
         tracker.log_artifact(path, "sampler")
     cache = f"; base embeddings cache {'hit' if volatile['cache_hit'] else 'miss'}" if "cache_hit" in volatile else ""
@@ -321,7 +308,7 @@ def evaluate_and_train(
         train_cfg,
         seed=job.cfg.job.seed,
         on_stop_point=stop_points.evaluate_and_save,
-        on_loss=lambda step, loss: tracker.log_metrics({"train_loss": loss}, step=step),
+        on_loss=lambda step, loss: tracker.log_metrics({names.TRAIN_LOSS: loss}, step=step),
         progress=job.progress,
         # The remaining-time estimate counts evaluations: step 0's computing time (kept by the step-0 cache).
         eval_seconds=stop_points.step0_seconds or time.perf_counter() - zero_shot_started,
@@ -333,10 +320,10 @@ def finish(result: TrainResult, tracker: JobRun, summary: Summary, started: floa
     """Throughput, wall time, the chosen stop point and the objective; summary.json."""
     summary.train_examples_per_second = result.examples_per_second
     summary.wall_seconds = time.perf_counter() - started
-    metrics = {"wall_seconds": summary.wall_seconds, "train_examples_per_second": summary.train_examples_per_second}
+    metrics = {names.WALL_SECONDS: summary.wall_seconds, "train_examples_per_second": summary.train_examples_per_second}
     chosen = summary.chosen_step()
     if chosen is not None:
-        metrics |= {"chosen_step": float(chosen), "objective_val_rank_at_1": summary.val[chosen]["rank_at_1"]}
+        metrics |= {names.CHOSEN_STEP: float(chosen), names.OBJECTIVE: summary.val[chosen][names.RANK_AT_1]}
     tracker.log_metrics(metrics)
     if url := tracker.ui_url():
         summary.extra["MLflow UI"] = url  # opens in model-training mode on the rank@1 view (tracking.saved_view)
@@ -344,9 +331,9 @@ def finish(result: TrainResult, tracker: JobRun, summary: Summary, started: floa
         {"steps": summary.steps, "test": summary.test, "val": summary.val, "extra": summary.extra, "chosen": chosen},
         "summary.json",
     )
-    note = job_note(summary.cell, summary.seed, summary.corpus_size, summary.n_queries, summary.steps, summary.test,
-                    summary.val)  # fmt: skip
-    tracker.set_tags({NOTE_TAG: note})  # the run's description in the MLflow UI
+    note = job_note(summary.cell_label, summary.seed, summary.corpus_size, summary.n_queries, summary.steps,
+                    summary.test, summary.val)  # fmt: skip
+    tracker.set_tags({names.NOTE: note})  # the run's description in the MLflow UI
 
 
 def export_at_end(tracker: JobRun, summary: Summary, out_dir: Path) -> None:

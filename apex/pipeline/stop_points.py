@@ -13,7 +13,7 @@ from apex.eval.trec import write_qrels, write_run
 from apex.model import Encoder, save_adapter
 from apex.model.loading import public_base
 from apex.pipeline.summary import Summary
-from apex.tracking import JobRun
+from apex.tracking import JobRun, names
 from apex.tracking.view import log_stop_point_adapter
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ class StopPoints:
         self.summary.test[step] = evaluated.results["test"].metrics
         if "val" in evaluated.results:
             self.summary.val[step] = evaluated.results["val"].metrics
-        self.tracker.log_metrics({"stop_fraction": fraction}, step=step)
+        self.tracker.log_metrics({names.STOP_FRACTION: fraction}, step=step)
         log_stop_point(self.tracker, evaluated, step, self.job.out_dir)
         if step == 0 and evaluated.cache_hits:
             hit = all(evaluated.cache_hits.values())
@@ -85,7 +85,7 @@ def log_stop_point(tracker: JobRun, evaluated: StopPointEval, step: int, out_dir
         prefix = "" if name == "test" else f"{name}_"
         tracker.log_metrics({f"{prefix}{k}": v for k, v in result.metrics.items()}, step=step)
         if name == "test":
-            tracker.log_table(result.per_query, f"per_query/step_{step:06d}.json")
+            tracker.log_table(result.per_query, names.per_query_table(step))
         if result.run is not None:
             folder = f"trec/step_{step:06d}"
             tracker.log_artifact(
@@ -94,7 +94,7 @@ def log_stop_point(tracker: JobRun, evaluated: StopPointEval, step: int, out_dir
     if step == 0 and evaluated.cache_hits:
         hit = all(evaluated.cache_hits.values())
         # A tag, not a metric: whether step 0 came from the cache says nothing about the model.
-        tracker.set_tags({"apex.step0_cache": "hit" if hit else "miss"})
+        tracker.set_tags({names.STEP0_CACHE: "hit" if hit else "miss"})
 
 
 def log_qrels(tracker: JobRun, splits: dict[str, Dataset], out_dir: Path) -> None:

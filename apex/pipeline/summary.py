@@ -11,7 +11,7 @@ class Summary:
     """Test and validation metrics per training step (0 = zero-shot), with the run's context."""
 
     run_id: str
-    cell: str
+    cell_label: str  # the overrides that name the cell (the cell itself is a hash: Job.cell)
     seed: int
     corpus_size: int
     n_queries: int
@@ -40,7 +40,7 @@ class Summary:
 
     def render(self) -> str:
         lines = [
-            f"apex run {self.run_id}  cell {self.cell}  seed {self.seed}",
+            f"apex run {self.run_id}  cell {self.cell_label}  seed {self.seed}",
             f"test split: {self.n_queries} queries against a corpus of {self.corpus_size} documents",
             f"{'step':>6} {'stop':>9} {'rank@1':>8} {'R@10':>7} {'MRR@10':>7} {'nDCG@10':>8} {'val rank@1':>11} "
             f"{'val nDCG@10':>12}",

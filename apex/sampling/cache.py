@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from apex.core.locks import exclusive
-from apex.sampling.protocol import EncoderProtocol
+from apex.model.protocol import TextEncoder
 
 log = logging.getLogger("apex.sampling")
 
@@ -97,7 +97,7 @@ class BaseEmbeddingCache:
 
     def load_or_encode(
         self,
-        encoder: EncoderProtocol,
+        encoder: TextEncoder,
         queries: pd.DataFrame,
         documents: pd.DataFrame,
         *,
@@ -125,7 +125,7 @@ class BaseEmbeddingCache:
 
     def _encode_and_store(
         self,
-        encoder: EncoderProtocol,
+        encoder: TextEncoder,
         queries: pd.DataFrame,
         documents: pd.DataFrame,
         key: str,

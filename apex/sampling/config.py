@@ -1,20 +1,21 @@
-"""Typed sampler configuration: which sampler, how many negatives, how the bands and the guard are defined.
+"""Typed sampler configuration: the parts samplers share; each sampler's own config lives with it.
 
-One dataclass serves every sampler: its defaults are the `sampler/base` node every conf/sampler/*.yaml starts from
-(so any key can be overridden from the command line); `SamplerConfig.from_cfg` fills missing keys with the defaults
-below and rejects unknown keys and bad values (one `ConfigError` naming the key) before anything is encoded.
-docs/sampling.md explains each default.
+Each sampler (apex/sampling/samplers/<name>.py) registers its config class, holding only the keys it reads; its
+defaults are the Hydra node `sampler/base_<name>` its conf/sampler/<name>.yaml starts from.
+`SamplerConfig.from_cfg` reads a section as the config of the sampler its `name` selects, rejecting unknown keys
+and bad values (one `ConfigError` naming the key) before anything is encoded. docs/sampling.md explains each
+default.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 from apex.core.errors import ConfigError
-from apex.core.schema import as_mapping, read_dataclass
+from apex.core.schema import as_mapping
 
-SAMPLER_NAMES = ("model_aware", "random", "hard_only", "in_batch")
 BAND_KINDS = ("rank", "score", "percentile")
 FALLBACK_SOURCES = ("other_band", "pool")
 BACKENDS = ("exact", "faiss")
@@ -90,93 +91,67 @@ DEFAULT_SOFT = BandConfig(by="rank", low=30, high=100)
 
 @dataclass(frozen=True)
 class SamplerConfig:
-    """The `sampler` config group.
-
-    Which keys each sampler reads: model_aware: all; hard_only: n_hard (n_soft must be 0), candidate_k, guard;
-    random: n_random, guard; in_batch: none (no encoding at all).
-    """
+    """The `sampler` config group: `name` selects a registered sampler (apex.sampling.registry.SAMPLERS), whose
+    config class (a subclass) holds its keys."""
 
     name: str = "model_aware"
-    n_hard: int = 2
-    n_soft: int = 2
-    n_random: int = 4
-    candidate_k: int = 100
-    hard: BandConfig = DEFAULT_HARD
-    soft: BandConfig = DEFAULT_SOFT
-    fallback: tuple[str, ...] = ("other_band", "pool")
+
+    @classmethod
+    def from_cfg(cls, section: Any, key: str = "sampler") -> SamplerConfig:
+        from apex.sampling.registry import SAMPLERS
+
+        default = cls.__dataclass_fields__["name"].default
+        return SAMPLERS.read(section, key, default)  # type: ignore[no-any-return]
+
+    def validate(self) -> None:
+        """Rules that types cannot say; subclasses extend it."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every key, JSON-ready (what the sampler's stats record)."""
+        from apex.core.registry import identity_value
+
+        return {f.name: identity_value(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+@dataclass(frozen=True)
+class MinedConfig(SamplerConfig):
+    """What every sampler that mines from the base model's vectors reads."""
+
     guard: GuardConfig = field(default_factory=GuardConfig)
-    backend: str = "exact"
     query_chunk_size: int = 1024
     doc_chunk_size: int = 16384
     histogram_bins: int = 40
 
-    @classmethod
-    def from_cfg(cls, section: Any, key: str = "sampler") -> SamplerConfig:
-        values = as_mapping(section, key)
-        for band, default in (("hard", DEFAULT_HARD), ("soft", DEFAULT_SOFT)):
-            if band in values:
-                values[band] = _band_values(values[band], f"{key}.{band}", default)
-        if values.get("fallback", ()) is None:
-            values["fallback"] = ()
-        return read_dataclass(cls, key, values)
-
     def validate(self) -> None:
-        if self.name not in SAMPLER_NAMES:
-            raise ConfigError("sampler.name", f"{self.name!r} is not one of {list(SAMPLER_NAMES)}")
-        for key in ("n_hard", "n_soft", "n_random"):
-            if getattr(self, key) < 0:
-                raise ConfigError(f"sampler.{key}", f"must be a non-negative integer, got {getattr(self, key)}")
-        self.hard.validate("sampler.hard")
-        self.soft.validate("sampler.soft")
         self.guard.validate()
-        bad = [s for s in self.fallback if s not in FALLBACK_SOURCES]
-        if bad or len(set(self.fallback)) != len(self.fallback):
-            raise ConfigError(
-                "sampler.fallback", f"distinct entries from {FALLBACK_SOURCES}, got {list(self.fallback)}"
-            )
-        if self.backend not in BACKENDS:
-            raise ConfigError("sampler.backend", f"must be one of {BACKENDS}, got {self.backend!r}")
-        for key in ("candidate_k", "query_chunk_size", "doc_chunk_size", "histogram_bins"):
+        for key in ("query_chunk_size", "doc_chunk_size", "histogram_bins"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"sampler.{key}", f"must be >= 1, got {getattr(self, key)}")
-        if self.name == "model_aware":
-            if self.n_hard + self.n_soft < 1:
-                raise ConfigError("sampler.name", "model_aware: n_hard + n_soft must be >= 1")
-            for band_name, band in (("hard", self.hard), ("soft", self.soft)):
-                if band.by == "rank" and band.high is not None and band.high > self.candidate_k:
-                    raise ConfigError(
-                        f"sampler.{band_name}",
-                        f"rank window ends at {int(band.high)}, beyond candidate_k "
-                        f"({self.candidate_k}): only the top candidate_k documents are scored",
-                    )
-        elif self.name == "hard_only":
-            if self.n_hard < 1 or self.n_soft != 0:
-                raise ConfigError(
-                    "sampler.name", f"hard_only: needs n_hard >= 1 and n_soft = 0, got {self.n_hard}, {self.n_soft}"
-                )
-            if self.n_hard > self.candidate_k:
-                raise ConfigError(
-                    "sampler.name", f"hard_only: n_hard ({self.n_hard}) > candidate_k ({self.candidate_k})"
-                )
-        elif self.name == "random" and self.n_random < 1:
-            raise ConfigError("sampler.name", "random: n_random must be >= 1")
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "n_hard": self.n_hard,
-            "n_soft": self.n_soft,
-            "n_random": self.n_random,
-            "candidate_k": self.candidate_k,
-            "hard": self.hard.as_dict(),
-            "soft": self.soft.as_dict(),
-            "fallback": list(self.fallback),
-            "guard": {
-                "max_relative_to_positive": self.guard.max_relative_to_positive,
-                "max_score": self.guard.max_score,
-            },
-            "backend": self.backend,
-            "query_chunk_size": self.query_chunk_size,
-            "doc_chunk_size": self.doc_chunk_size,
-            "histogram_bins": self.histogram_bins,
-        }
+    def check_count(self, key: str, minimum: int = 0) -> None:
+        if getattr(self, key) < minimum:
+            raise ConfigError(f"sampler.{key}", f"must be an integer >= {minimum}, got {getattr(self, key)}")
+
+
+@dataclass(frozen=True)
+class PoolConfig(MinedConfig):
+    """Samplers that pick from each query's top-`candidate_k` pool (apex.sampling.candidates)."""
+
+    candidate_k: int = 100
+    backend: str = "exact"
+
+    def validate(self) -> None:
+        super().validate()
+        if self.backend not in BACKENDS:
+            raise ConfigError("sampler.backend", f"must be one of {BACKENDS}, got {self.backend!r}")
+        if self.candidate_k < 1:
+            raise ConfigError("sampler.candidate_k", f"must be >= 1, got {self.candidate_k}")
+
+
+def band_values(values: dict[str, Any], key: str) -> dict[str, Any]:
+    """`hard`/`soft` sections with the defaults' bounds filled in (unless the band switched axis)."""
+    values = dict(values)
+    for band, default in (("hard", DEFAULT_HARD), ("soft", DEFAULT_SOFT)):
+        if band in values:
+            values[band] = _band_values(values[band], f"{key}.{band}", default)
+    return values

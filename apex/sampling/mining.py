@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 
 from apex.core.errors import InputError
+from apex.model.protocol import TextEncoder
 from apex.sampling.cache import BaseEmbeddingCache
 from apex.sampling.candidates import Positives
 from apex.sampling.config import SamplerConfig
-from apex.sampling.protocol import EncoderProtocol
 from apex.sampling.registry import SAMPLERS
-from apex.sampling.selection import SamplerInputs, Selection, count_summary
+from apex.sampling.selection import ChosenNegatives, SamplerInputs, count_summary
 
 log = logging.getLogger("apex.sampling")
 
@@ -81,7 +81,7 @@ def empty_negatives() -> pd.DataFrame:
     )
 
 
-def _histograms(selection: Selection, bins: int) -> dict[str, Any]:
+def _histograms(selection: ChosenNegatives, bins: int) -> dict[str, Any]:
     """Counts per band on one shared set of cosine bin edges, for candidates and for the chosen negatives."""
     every = [a for a in selection.band_scores.values() if a.size] + ([selection.score] if selection.score.size else [])
     if not every:
@@ -101,7 +101,7 @@ def mine_negatives(
     queries: pd.DataFrame,
     documents: pd.DataFrame,
     qrels: pd.DataFrame,
-    encoder: EncoderProtocol | None,
+    encoder: TextEncoder | None,
     cfg: SamplerConfig,
     *,
     cache_dir: str | os.PathLike[str],

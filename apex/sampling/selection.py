@@ -20,7 +20,7 @@ class SamplerInputs:
 
 
 @dataclass
-class Selection:
+class ChosenNegatives:
     """The chosen negatives, one entry per (query, document), ordered by query then rank."""
 
     query_index: np.ndarray  # (n,) int64, row of SamplerInputs.queries
@@ -33,15 +33,15 @@ class Selection:
     band_scores: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
-    def empty(cls, stats: dict[str, Any] | None = None) -> Selection:
+    def empty(cls, stats: dict[str, Any] | None = None) -> ChosenNegatives:
         none = np.zeros(0, dtype=np.int64)
         return cls(none, none, np.zeros(0, dtype=object), np.zeros(0, dtype=np.float32), none, stats or {})
 
 
-def selection_from_pool(pool: CandidatePool, chosen: np.ndarray, labels: np.ndarray) -> Selection:
-    """Turn a (Q, K) bool choice over the pool and (Q, K) band labels into a Selection, in (query, rank) order."""
+def selection_from_pool(pool: CandidatePool, chosen: np.ndarray, labels: np.ndarray) -> ChosenNegatives:
+    """Turn a (Q, K) bool choice over the pool and (Q, K) band labels into a ChosenNegatives, in (query, rank) order."""
     rows, cols = np.nonzero(chosen)  # row-major: by query, then by column = rank
-    return Selection(
+    return ChosenNegatives(
         query_index=rows.astype(np.int64),
         doc_index=pool.indices[rows, cols].astype(np.int64),
         band=labels[rows, cols],

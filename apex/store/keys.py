@@ -5,8 +5,10 @@ negatives: the splits, the base model's identity, the sampler settings, the seed
      (mined in the plain view, before the maps: the maps depend on them, not the other way round).
 erm: the splits' fingerprint, the ERM identity (backend, model, prompt/extractor version, generation settings), the
      ERM code and, per split mapped only in part (train), the set of needed documents (apex.erm.needed).
-Operational knobs (concurrency, timeouts, prices, paths) are left out: they change how fast an output is made, not
-what it holds.
+Each part is derived from the selected components: a component's config holds only its keys, and the keys its
+record calls operational (concurrency, timeouts, prices, batch sizes) are left out: they change how fast an output
+is made, not what it holds. The code each stage's output depends on is declared once, in dvc.yaml (`STAGE_CODE`
+reads it).
 """
 
 from __future__ import annotations
@@ -19,23 +21,19 @@ from typing import Any
 
 from apex.core.secrets import scrub
 from apex.erm.config import ErmConfig
+from apex.erm.registry import ERM_BACKENDS
 from apex.model.config import ModelConfig
 from apex.sampling.config import SamplerConfig
+from apex.sampling.registry import SAMPLERS
 
 REPO_CODE = Path(__file__).resolve().parents[1]  # the apex package
-# Code each stage's output depends on (the same folders dvc.yaml lists as the stage's deps).
+# The code each stage's output depends on, relative to the apex package: the one declaration. dvc.yaml lists the
+# same paths (under apex/) as the stage's deps; tests/test_stage_code.py fails when the two disagree.
 STAGE_CODE = {
-    "prepared": ("data",),
-    "erm": ("erm",),
-    "negatives": ("sampling", "model", "search"),
+    "prepared": ("core/errors.py", "data", "store"),
+    "negatives": ("core/registry.py", "model", "sampling", "search", "store"),
+    "erm": ("core/registry.py", "erm", "store"),
 }
-_ERM_OPERATIONAL = (
-    "concurrency", "max_retries", "timeout_s", "backoff_base_s", "backoff_max_s", "preflight_timeout_s",
-    "price_prompt_per_1m", "price_completion_per_1m", "batch_discount", "batch_poll_s", "batch_max_wait_s",
-    "mode", "spacy_batch_size", "spacy_n_process", "retry_failed",
-    "base_url",  # where the model is served, not which model; and a URL may carry a password (never stored)
-)  # fmt: skip
-_MODEL_TRAINING_ONLY = ("name", "cache_dir", "lora_target_modules", "gradient_checkpointing", "dropout")
 
 
 def digest(value: Any) -> str:
@@ -45,9 +43,10 @@ def digest(value: Any) -> str:
 def code_version(stage: str) -> str:
     """sha256 over the source files of the packages `stage` depends on (so a code change is a new key)."""
     h = hashlib.sha256()
-    for package in STAGE_CODE[stage]:
-        root = REPO_CODE / package
-        files = sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    for part in STAGE_CODE[stage]:
+        root = REPO_CODE / part
+        tree = [root] if root.is_file() else root.rglob("*")
+        files = sorted(p for p in tree if p.is_file() and "__pycache__" not in p.parts)
         for path in files:
             h.update(
                 f"{path.relative_to(REPO_CODE).as_posix()}\t{hashlib.sha256(path.read_bytes()).hexdigest()}\n".encode()
@@ -60,10 +59,11 @@ def erm_identity(cfg: ErmConfig) -> dict[str, Any]:
     from apex.erm.render import RENDER_VERSION
     from apex.erm.runner import scope_of
 
-    scope = scope_of(MAP_TASK, cfg)  # the answer cache's namespace: resolves spaCy's model name and version
-    # Scrubbed: a base_url with a password (given through ${oc.env:...}) must not reach inputs.json or the key.
-    settings = {k: scrub(v) if isinstance(v, str) else v for k, v in vars(cfg).items() if k not in _ERM_OPERATIONAL}
-    return {"scope": dataclasses.asdict(scope), "render": RENDER_VERSION, "settings": settings}
+    # The answer cache's namespace (resolves spaCy's model name and version); none for a backend that maps nothing.
+    scope = None if ERM_BACKENDS.get(cfg.name).scope is None else dataclasses.asdict(scope_of(MAP_TASK, cfg))
+    # Scrubbed: a URL with a password (given through ${oc.env:...}) must not reach inputs.json or the key.
+    settings = {k: scrub(v) if isinstance(v, str) else v for k, v in ERM_BACKENDS.identity(cfg).items()}
+    return {"scope": scope, "render": RENDER_VERSION, "settings": settings}
 
 
 def mapped_splits(eval_view: str) -> tuple[str, ...]:
@@ -93,14 +93,15 @@ def maps_inputs(
 def negatives_inputs(
     splits_fingerprint: str, model: ModelConfig | None, sampler: SamplerConfig, seed: int
 ) -> dict[str, Any]:
-    """`model` None: the sampler reads no embeddings (in_batch), so no base model determines the output."""
-    base_model = {} if model is None else {k: v for k, v in vars(model).items() if k not in _MODEL_TRAINING_ONLY}
+    """`model` None, or a sampler that reads no embeddings (in_batch): no base model determines the output."""
+    reads_vectors = SAMPLERS.get(sampler.name).needs_embeddings
+    base_model = model.base_identity() if model is not None and reads_vectors else {}
     return {
         "stage": "negatives",
         "splits": splits_fingerprint,
         "view": "plain",  # always: the negatives say which documents need maps, so they come first
         "base_model": base_model,
-        "sampler": sampler.as_dict(),
+        "sampler": SAMPLERS.identity(sampler),
         "seed": seed,
         "code": code_version("negatives"),
     }

@@ -38,6 +38,7 @@ def write_maps(
     negatives); a split not in it is mapped whole (val/test with eval.view=erm: evaluation reads every document).
     """
     from apex.erm.pipeline import FAILURE_COLUMNS, MAPS_COLUMNS, build_maps
+    from apex.erm.registry import backend_of
 
     stats: dict[str, dict[str, float]] = {}
     for split, ds in splits.items():
@@ -46,7 +47,7 @@ def write_maps(
         corpus = ds.corpus
         if needed is not None and split in needed:
             corpus = corpus[corpus["doc_id"].isin(set(needed[split]))]
-        if cfg.name == "none":
+        if backend_of(cfg).answer is None:  # erm=none: empty tables
             tables = {"maps": _empty(MAPS_COLUMNS), "failures": _empty(FAILURE_COLUMNS)}
             stats[split] = {}
         else:

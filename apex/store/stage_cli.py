@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from apex.core.errors import ConfigError
-from apex.core.params_file import read_params
+from apex.core.params_file import read_params_file
 
 DEFAULT_CACHE_DIR = "experiments/cache"
 
@@ -14,11 +14,11 @@ DEFAULT_CACHE_DIR = "experiments/cache"
 def read_config(params_file: Path, schema: Any, name: str) -> Any:
     """params.yaml's `name` section as its typed schema (a missing section = the schema's defaults)."""
     try:
-        return schema.from_cfg(read_params(params_file).get(name) or {})
+        return schema.from_cfg(read_params_file(params_file).get(name) or {})
     except ConfigError as err:
         raise ConfigError(err.key, err.reason, source=params_file) from None
 
 
 def cache_dir(params_file: Path) -> Path:
     """params.yaml's paths.cache_dir: runs and stages share the caches (ERM answers, base embeddings)."""
-    return Path((read_params(params_file).get("paths") or {}).get("cache_dir", DEFAULT_CACHE_DIR))
+    return Path((read_params_file(params_file).get("paths") or {}).get("cache_dir", DEFAULT_CACHE_DIR))

@@ -24,6 +24,7 @@ import yaml
 from apex.store.config import StoreConfig
 from apex.store.hashing import content_sha256, dvc_md5
 from apex.store.keys import digest
+from apex.tracking.names import data_tag
 
 log = logging.getLogger("apex.store")
 
@@ -46,13 +47,12 @@ class Located:
 
     def provenance(self) -> dict[str, str]:
         """Tags for MLflow: status, key, DVC md5 and sha256 of the folder the run read."""
-        prefix = f"apex.data.{self.stage}"
         return {
-            f"{prefix}.status": self.status,
-            f"{prefix}.key": self.key[:16],
-            f"{prefix}.path": str(self.path),
-            f"{prefix}.dvc_md5": dvc_md5(self.path),
-            f"{prefix}.sha256": content_sha256(self.path),
+            data_tag(self.stage, "status"): self.status,
+            data_tag(self.stage, "key"): self.key[:16],
+            data_tag(self.stage, "path"): str(self.path),
+            data_tag(self.stage, "dvc_md5"): dvc_md5(self.path),
+            data_tag(self.stage, "sha256"): content_sha256(self.path),
         }
 
 

@@ -11,8 +11,6 @@ _EXPORTS = {
     "connect": "mlflow_run",
     "flatten": "params",
     "git_state": "provenance",
-    "reject_secrets_in_config": "secrets",
-    "scrub": "secrets",
 }
 __getattr__ = lazy_exports(__name__, _EXPORTS)
 __all__ = [
@@ -24,6 +22,4 @@ __all__ = [
     "connect",
     "flatten",
     "git_state",
-    "reject_secrets_in_config",
-    "scrub",
 ]

@@ -22,9 +22,10 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from apex.core.preflight import check_tracking
+from apex.core.secrets import scrub, scrub_mapping
+from apex.tracking import names
 from apex.tracking.config import TrackingConfig
 from apex.tracking.saved_view import experiment_url
-from apex.tracking.secrets import scrub, scrub_mapping
 
 log = logging.getLogger("apex.tracking")
 
@@ -69,9 +70,9 @@ def _create_experiment(client: MlflowClient, cfg: TrackingConfig) -> str:
 
 def job_tags() -> dict[str, str]:
     """Where a job runs: host, process id and, on SLURM, the job id (to find or kill one job of a sweep)."""
-    tags = {"apex.host": socket.gethostname(), "apex.pid": str(os.getpid())}
+    tags = {names.HOST: socket.gethostname(), names.PID: str(os.getpid())}
     if os.environ.get("SLURM_JOB_ID"):
-        tags["apex.slurm_job_id"] = os.environ["SLURM_JOB_ID"]
+        tags[names.SLURM_JOB_ID] = os.environ["SLURM_JOB_ID"]
     return tags
 
 

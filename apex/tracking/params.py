@@ -12,7 +12,7 @@ MAX_PARAM_LENGTH = 6000  # MLflow's cap on a param value
 # `report.` holds how the sweep will be judged (report.stop), not what a run computes.
 NON_CELL_PREFIXES = (
     "seed", "tracking.", "hydra.", "run_name", "output_dir", "cache_dir", "progress", "torch_threads",
-    "paths.", "store.", "erm.spacy_n_process", "report.", "resume",
+    "paths.", "store.", "report.", "resume",
 )  # fmt: skip
 
 

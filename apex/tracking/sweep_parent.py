@@ -22,13 +22,14 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from apex.core.errors import ConfigError
+from apex.core.secrets import scrub
+from apex.tracking import names
 from apex.tracking.mlflow_run import TrackingConfig, connect
-from apex.tracking.secrets import scrub
 
 log = logging.getLogger("apex.tracking")
 
-PARENT_TAG = "mlflow.parentRunId"
-PLANNED_TAG = "apex.sweep_jobs_planned"  # set by the sweeper: how many (cell, seed) jobs the sweep command holds
+PARENT_TAG = names.PARENT
+PLANNED_TAG = names.SWEEP_JOBS_PLANNED  # set by the sweeper: how many (cell, seed) jobs the sweep command holds
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 _PAGE = 1000
 
@@ -64,7 +65,7 @@ def children(client: MlflowClient, experiment_id: str, parent_id: str) -> list[R
 
 def job_key(run: Run) -> tuple[str, str] | None:
     """(cell, seed) of a job run, None for a run without the tags (not an apex job)."""
-    cell, seed = run.data.tags.get("apex.cell"), run.data.tags.get("apex.seed")
+    cell, seed = run.data.tags.get(names.CELL), run.data.tags.get(names.SEED)
     return None if cell is None or seed is None else (cell, str(seed))
 
 
@@ -78,7 +79,7 @@ def finished_jobs(client: MlflowClient, experiment_id: str, parent_id: str) -> s
     return done
 
 
-def find_parent(client: MlflowClient, experiment_id: str, ref: str) -> Run:
+def resume_parent(client: MlflowClient, experiment_id: str, ref: str) -> Run:
     """The sweep parent by run id or run name (the latest of that name); a clear error when there is none."""
     if _RUN_ID.match(ref):
         try:
@@ -86,13 +87,13 @@ def find_parent(client: MlflowClient, experiment_id: str, ref: str) -> Run:
         except MlflowException:
             run = None
         if run is not None:
-            if run.data.tags.get("apex.kind") != "sweep":
+            if run.data.tags.get(names.KIND) != names.KIND_SWEEP:
                 raise ConfigError("resume", f"run {ref} is not a sweep parent (its tag apex.kind is not 'sweep')")
             return run
     quoted = ref.replace("'", "\\'")
     found = client.search_runs(
         [experiment_id],
-        f"tags.`apex.kind` = 'sweep' and attributes.run_name = '{quoted}'",
+        f"tags.`{names.KIND}` = '{names.KIND_SWEEP}' and attributes.run_name = '{quoted}'",
         order_by=["attributes.start_time DESC"],
         max_results=1,
     )
@@ -106,7 +107,7 @@ def mark_dead_children(client: MlflowClient, experiment_id: str, parent_id: str,
     count = 0
     for run in children(client, experiment_id, parent_id):
         if run.info.status == "RUNNING":
-            client.set_tag(run.info.run_id, "apex.closed_by", reason)
+            client.set_tag(run.info.run_id, names.CLOSED_BY, reason)
             client.set_terminated(run.info.run_id, "KILLED")
             count += 1
     if count:
@@ -118,8 +119,8 @@ def reopen(client: MlflowClient, experiment_id: str, parent_id: str) -> None:
     """Resume: the previous attempt is over, so its RUNNING children are dead; the parent runs again."""
     mark_dead_children(client, experiment_id, parent_id, "resume")
     client.update_run(parent_id, status="RUNNING")
-    attempts = int(client.get_run(parent_id).data.tags.get("apex.sweep_attempts", "1")) + 1
-    client.set_tag(parent_id, "apex.sweep_attempts", str(attempts))
+    attempts = int(client.get_run(parent_id).data.tags.get(names.SWEEP_ATTEMPTS, "1")) + 1
+    client.set_tag(parent_id, names.SWEEP_ATTEMPTS, str(attempts))
 
 
 def close(client: MlflowClient, experiment_id: str, parent_id: str, jobs_ended: bool) -> SweepStatus:
@@ -140,7 +141,7 @@ def close(client: MlflowClient, experiment_id: str, parent_id: str, jobs_ended: 
     total = max(planned, len(jobs))
     result = SweepStatus(total, finished, total - finished, killed, len(runs))
     for name, value in (("jobs", result.jobs), ("jobs_finished", finished), ("jobs_failed", result.failed)):
-        client.set_tag(parent_id, f"apex.sweep_{name}", str(value))
+        client.set_tag(parent_id, f"{names.SWEEP_PREFIX}{name}", str(value))
     client.set_terminated(parent_id, result.status)
     log.info(
         "sweep parent %s %s: %d job(s), %d finished, %d failed (%d run(s) in all)",
@@ -162,16 +163,16 @@ class SweepParent:
         experiment_id = connect(tracking)
         client = MlflowClient(tracking.uri)
         if resume:
-            parent = find_parent(client, experiment_id, resume)
+            parent = resume_parent(client, experiment_id, resume)
             reopen(client, experiment_id, parent.info.run_id)
             log.info("resuming sweep %s (%s)", parent.info.run_name, parent.info.run_id)
             return cls(tracking, parent.info.run_id, experiment_id)
         tags = {
-            "apex.kind": "sweep",
-            "apex.sweep_dir": sweep_dir,
-            "apex.sweep_overrides": scrub(overrides),
-            "apex.sweep_launcher": launcher,
-            "apex.sweep_attempts": "1",
+            names.KIND: names.KIND_SWEEP,
+            names.SWEEP_DIR: sweep_dir,
+            names.SWEEP_OVERRIDES: scrub(overrides),
+            names.SWEEP_LAUNCHER: launcher,
+            names.SWEEP_ATTEMPTS: "1",
         }
         run = client.create_run(experiment_id, run_name=f"sweep-{sweep_dir.rstrip('/').split('/')[-1]}", tags=tags)
         log.info("MLflow sweep parent run %s (%s)", run.info.run_id, overrides)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from apex.tracking import names
 from apex.tracking.mlflow_run import PARENT_RUN_ENV
 from apex.tracking.params import _in_cell
 from apex.tracking.saved_view import HEADLINE_VIEW, save_headline_view
@@ -29,9 +30,9 @@ if TYPE_CHECKING:
 
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 MODEL_TRAINING = "custom_model_development"  # the UI's "machine learning" kind (vs "genai_development")
-NOTE_TAG = "mlflow.note.content"  # the run's (and experiment's) description in the UI
-SWEEP_KEYS_TAG = "apex.sweep_keys"  # on a sweep parent: the config keys its jobs differ in, comma-separated
-SWEEP_NAME_TAG = "apex.sweep_name"
+NOTE_TAG = names.NOTE  # the run's (and experiment's) description in the UI
+SWEEP_KEYS_TAG = names.SWEEP_KEYS  # on a sweep parent: the config keys its jobs differ in, comma-separated
+SWEEP_NAME_TAG = names.SWEEP_NAME
 ADAPTERS_ARTIFACT = "adapters"
 _TIMESTAMP_DIR = re.compile(r"^\d{4}-(\d{2})-(\d{2})_(\d{2})-(\d{2})-\d{2}$")
 
@@ -127,7 +128,7 @@ def name_sweep_parent(
     client: MlflowClient, run_id: str, task_overrides: Sequence[str], sweep_dir: str, sweeper_params: Any
 ) -> None:
     """Give a new sweep parent its short name and the tags its jobs read to name themselves."""
-    client.set_tag(run_id, "mlflow.runName", sweep_run_name(task_overrides, sweep_dir))
+    client.set_tag(run_id, names.RUN_NAME, sweep_run_name(task_overrides, sweep_dir))
     for key, value in sweep_parent_tags(task_overrides, sweeper_params).items():
         client.set_tag(run_id, key, value)
 

@@ -8,16 +8,30 @@ the rank is counted over the whole corpus in chunks (`apex.search.rank_of`), as 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from apex.sampling.candidates import guard_limits, lowest_positive_score
-from apex.sampling.config import SamplerConfig
-from apex.sampling.selection import SamplerInputs, Selection
+from apex.sampling.config import MinedConfig
+from apex.sampling.registry import Sampler, register_sampler
+from apex.sampling.selection import ChosenNegatives, SamplerInputs
 from apex.search import rank_of
 
 log = logging.getLogger("apex.sampling")
+
+
+@dataclass(frozen=True)
+class RandomConfig(MinedConfig):
+    """n_random uniform draws per query (4, matching model_aware's 2 hard + 2 soft)."""
+
+    name: str = "random"
+    n_random: int = 4
+
+    def validate(self) -> None:
+        super().validate()
+        self.check_count("n_random", 1)
 
 
 def _skip_positives(draws: np.ndarray, positives: np.ndarray) -> np.ndarray:
@@ -29,8 +43,8 @@ def _skip_positives(draws: np.ndarray, positives: np.ndarray) -> np.ndarray:
 
 
 def sample_random(
-    inputs: SamplerInputs, cfg: SamplerConfig, rng: np.random.Generator, progress: bool = False
-) -> Selection:
+    inputs: SamplerInputs, cfg: RandomConfig, rng: np.random.Generator, progress: bool = False
+) -> ChosenNegatives:
     queries, documents, positives = inputs.queries, inputs.documents, inputs.positives
     n_docs, want = documents.shape[0], cfg.n_random
     relative, absolute = guard_limits(lowest_positive_score(queries, documents, positives), cfg.guard)
@@ -73,7 +87,7 @@ def sample_random(
         log.info(
             "random: %d queries got fewer than %d negatives (guard/corpus too small)", int((short > 0).sum()), want
         )
-    return Selection(
+    return ChosenNegatives(
         query_index=query_index[order],
         doc_index=doc_index[order],
         band=np.full(query_index.size, "random", dtype=object),
@@ -92,3 +106,6 @@ def sample_random(
             },
         },
     )
+
+
+SAMPLER = register_sampler(Sampler("random", RandomConfig, sample_random))

@@ -7,20 +7,38 @@ false-negative guard as the model-aware sampler, so the two differ only in what 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 
+from apex.core.errors import ConfigError
 from apex.sampling.bands import draw
 from apex.sampling.candidates import build_pool
-from apex.sampling.config import SamplerConfig
-from apex.sampling.selection import SamplerInputs, Selection, count_summary, selection_from_pool
+from apex.sampling.config import PoolConfig
+from apex.sampling.registry import Sampler, register_sampler
+from apex.sampling.selection import ChosenNegatives, SamplerInputs, count_summary, selection_from_pool
 
 log = logging.getLogger("apex.sampling")
 
 
+@dataclass(frozen=True)
+class HardOnlyConfig(PoolConfig):
+    """The top n_hard eligible candidates (4 = model_aware's total of 2 hard + 2 soft)."""
+
+    name: str = "hard_only"
+    n_hard: int = 4
+
+    def validate(self) -> None:
+        super().validate()
+        if not 1 <= self.n_hard <= self.candidate_k:
+            raise ConfigError(
+                "sampler.n_hard", f"hard_only: needs 1 <= n_hard <= candidate_k ({self.candidate_k}), got {self.n_hard}"
+            )
+
+
 def sample_hard_only(
-    inputs: SamplerInputs, cfg: SamplerConfig, rng: np.random.Generator, progress: bool = False
-) -> Selection:
+    inputs: SamplerInputs, cfg: HardOnlyConfig, rng: np.random.Generator, progress: bool = False
+) -> ChosenNegatives:
     del rng  # deterministic: the top of the ranking needs no draw
     pool = build_pool(
         inputs.queries,
@@ -62,3 +80,6 @@ def sample_hard_only(
         },
     }
     return selection
+
+
+SAMPLER = register_sampler(Sampler("hard_only", HardOnlyConfig, sample_hard_only))

@@ -15,21 +15,65 @@ the band it belongs to (`hard`, `soft` or `pool`), not the quota it filled; the 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from apex.core.errors import ConfigError
 from apex.sampling.bands import band_mask, band_thresholds, draw
 from apex.sampling.candidates import build_pool
-from apex.sampling.config import SamplerConfig
-from apex.sampling.selection import SamplerInputs, Selection, count_summary, selection_from_pool
+from apex.sampling.config import DEFAULT_HARD, DEFAULT_SOFT, FALLBACK_SOURCES, BandConfig, PoolConfig, band_values
+from apex.sampling.registry import Sampler, register_sampler
+from apex.sampling.selection import ChosenNegatives, SamplerInputs, count_summary, selection_from_pool
 
 log = logging.getLogger("apex.sampling")
 
 
+@dataclass(frozen=True)
+class ModelAwareConfig(PoolConfig):
+    """n_hard from the hard band and n_soft from the soft band of each query's pool; `fallback` fills shortages."""
+
+    name: str = "model_aware"
+    n_hard: int = 2
+    n_soft: int = 2
+    hard: BandConfig = DEFAULT_HARD
+    soft: BandConfig = DEFAULT_SOFT
+    fallback: tuple[str, ...] = ("other_band", "pool")
+
+    @classmethod
+    def prepare(cls, values: dict[str, Any], key: str) -> dict[str, Any]:
+        values = band_values(values, key)
+        if values.get("fallback", ()) is None:
+            values["fallback"] = ()
+        return values
+
+    def validate(self) -> None:
+        super().validate()
+        for key in ("n_hard", "n_soft"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"sampler.{key}", f"must be a non-negative integer, got {getattr(self, key)}")
+        self.hard.validate("sampler.hard")
+        self.soft.validate("sampler.soft")
+        bad = [s for s in self.fallback if s not in FALLBACK_SOURCES]
+        if bad or len(set(self.fallback)) != len(self.fallback):
+            raise ConfigError(
+                "sampler.fallback", f"distinct entries from {FALLBACK_SOURCES}, got {list(self.fallback)}"
+            )
+        if self.n_hard + self.n_soft < 1:
+            raise ConfigError("sampler.name", "model_aware: n_hard + n_soft must be >= 1")
+        for band_name, band in (("hard", self.hard), ("soft", self.soft)):
+            if band.by == "rank" and band.high is not None and band.high > self.candidate_k:
+                raise ConfigError(
+                    f"sampler.{band_name}",
+                    f"rank window ends at {int(band.high)}, beyond candidate_k "
+                    f"({self.candidate_k}): only the top candidate_k documents are scored",
+                )
+
+
 def sample_model_aware(
-    inputs: SamplerInputs, cfg: SamplerConfig, rng: np.random.Generator, progress: bool = False
-) -> Selection:
+    inputs: SamplerInputs, cfg: ModelAwareConfig, rng: np.random.Generator, progress: bool = False
+) -> ChosenNegatives:
     pool = build_pool(
         inputs.queries,
         inputs.documents,
@@ -104,3 +148,6 @@ def sample_model_aware(
         "shortages": shortages,
     }
     return selection
+
+
+SAMPLER = register_sampler(Sampler("model_aware", ModelAwareConfig, sample_model_aware))

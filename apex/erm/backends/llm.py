@@ -1,0 +1,60 @@
+"""`erm: gpt4o` and `erm: openai_compatible`: a chat model behind an OpenAI-compatible API writes each map (and,
+with dataset.queries=llm, a query per document), online or through the Batch API (apex.erm.llm, apex.erm.batch)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from apex.erm.cache import ErmCache, Scope
+from apex.erm.config import LlmConfig, _bad
+from apex.erm.registry import ErmBackend, register_backend
+
+# How fast, how cheaply and through which server: never what the maps hold. base_url names where the model is
+# served, not which model (and a URL may carry a password, which must never reach a key).
+OPERATIONAL = (
+    "concurrency", "max_retries", "timeout_s", "backoff_base_s", "backoff_max_s", "preflight_timeout_s",
+    "price_prompt_per_1m", "price_completion_per_1m", "batch_discount", "batch_poll_s", "batch_max_wait_s",
+    "mode", "retry_failed", "base_url",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Gpt4oConfig(LlmConfig):
+    name: str = "gpt4o"
+
+
+@dataclass(frozen=True)
+class OpenAICompatibleConfig(LlmConfig):
+    """Any OpenAI-compatible server (vLLM, Ollama, llama.cpp server, ...): base_url and model are required."""
+
+    name: str = "openai_compatible"
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.base_url:
+            raise _bad("base_url", "openai_compatible needs the server's base URL, e.g. http://127.0.0.1:8000/v1")
+        if not self.model:
+            raise _bad("model", "openai_compatible needs the model name the server serves")
+
+
+def scope(task: Any, cfg: LlmConfig) -> Scope:
+    return Scope(task.kind, cfg.name, cfg.resolved_model, task.prompt_version)
+
+
+def answer(items: list, task: Any, cfg: LlmConfig, cache: ErmCache, scope: Scope, progress: bool) -> Any:
+    """Pre-flight (a missing key or a dead server fails before any document request), then online or batch."""
+    from apex.erm.client import make_client, preflight
+    from apex.erm.llm import run_online
+
+    client = make_client(cfg)
+    preflight(client, cfg)
+    if cfg.mode == "batch":
+        from apex.erm.batch import run_batch
+
+        return run_batch(client, task, items, cfg, cache, scope, progress=progress)
+    return run_online(client, task, items, cfg, lambda done: cache.put(scope, done), progress=progress)
+
+
+for _name, _config in (("gpt4o", Gpt4oConfig), ("openai_compatible", OpenAICompatibleConfig)):
+    register_backend(ErmBackend(_name, _config, answer, scope, tasks=("map", "query"), operational=OPERATIONAL))

@@ -1,0 +1,1 @@
+"""The samplers: each module registers one (apex.sampling.registry); the registry imports them all."""
