@@ -42,6 +42,7 @@ from apex.model.config import ModelConfig
 from apex.model.encoder import Encoder
 from apex.model.loading import public_base
 from apex.model.precision import resolve_bf16
+from apex.tracking import names
 
 log = logging.getLogger("apex.export")
 
@@ -130,10 +131,10 @@ def build_export(
         "weights_hash": loaded.weights_hash,
         "dimension": int(merged.config.hidden_size),
         "dtype": str(target_dtype).removeprefix("torch."),
-        "cell": tags.get("apex.cell"),
-        "git_commit": tags.get("apex.git_commit"),
-        "git_dirty": tags.get("apex.git_dirty"),
-        "dataset_fingerprint": tags.get("apex.dataset_fingerprint"),
+        "cell": tags.get(names.CELL),
+        "git_commit": tags.get(names.GIT_COMMIT),
+        "git_dirty": tags.get(names.GIT_DIRTY),
+        "dataset_fingerprint": tags.get(names.DATASET_FINGERPRINT),
         "adapter_sha256": _keep_adapter(adapter_dir, out_dir, cfg),
         **dataclasses.asdict(probes),
     }
@@ -175,7 +176,7 @@ def export_run(
 
 def _test_split(source: RunSource) -> TestSplit | None:
     try:
-        return load_test_split(source.typed(), source.run.data.tags.get("apex.dataset_fingerprint"))
+        return load_test_split(source.typed(), source.run.data.tags.get(names.DATASET_FINGERPRINT))
     except VerificationError as error:
         log.warning("the test split will not be re-scored: %s", error)
         return None

@@ -21,6 +21,7 @@ import numpy as np
 from mlflow import MlflowClient
 
 from apex.export.export import ExportResult
+from apex.tracking import names
 
 log = logging.getLogger("apex.export")
 
@@ -71,10 +72,10 @@ def log_export(client: MlflowClient, result: ExportResult, tags: Mapping[str, st
     run = client.get_run(result.run_id)
     last = max(int(m.step) for m in client.get_metric_history(result.run_id, "stop_fraction"))
     model_tags = {
-        "apex.run_id": result.run_id,
-        "apex.step": str(result.step),
-        "apex.stop_fraction": str(result.provenance.get("stop_fraction")),
-        "apex.base_model": str(result.provenance.get("base_model")),
+        names.RUN_ID: result.run_id,
+        names.STEP: str(result.step),
+        names.STOP_FRACTION_TAG: str(result.provenance.get("stop_fraction")),
+        names.BASE_MODEL: str(result.provenance.get("base_model")),
         **(tags or {}),
     }
     active = mlflow.active_run()  # tracking.export_model logs from inside the run itself

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from apex.tracking import names
+
 if TYPE_CHECKING:  # imported by the report's argument parsing: keep it light
     import pandas as pd
     from mlflow import MlflowClient
@@ -87,12 +89,12 @@ def winner(report: Any) -> Winner:
     cell, stop, val, test, runs = max(scores, key=lambda s: (s[2] if use_val else s[3]) or -1.0)
     label = str(data.meta["labels"].get(cell, cell))
     tags = {
-        "apex.report": data.name,
-        "apex.report_parent_run_id": str(data.meta.get("parent_run_id")),
-        "apex.cell": cell,
-        "apex.cell_label": label,
-        "apex.stop_fraction": f"{stop:g}",
-        "apex.winner_basis": "validation rank@1 (mean over seeds)" if use_val else "test rank@1 (no validation)",
+        names.REPORT: data.name,
+        names.REPORT_PARENT_RUN_ID: str(data.meta.get("parent_run_id")),
+        names.CELL: cell,
+        names.CELL_LABEL: label,
+        names.STOP_FRACTION_TAG: f"{stop:g}",
+        names.WINNER_BASIS: "validation rank@1 (mean over seeds)" if use_val else "test rank@1 (no validation)",
         "mean_test_rank_at_1": f"{test:.4f}",
         "n_seeds": str(len(runs)),
     }
@@ -100,7 +102,7 @@ def winner(report: Any) -> Winner:
         tags["mean_val_rank_at_1"] = f"{val:.4f}"
     tags.update(_interval_tags(data.cells, cell, stop))
     tags.update(_comparison_tags(data.comparisons, cell, stop))
-    return Winner(cell, label, stop, tags["apex.winner_basis"], runs, tags)
+    return Winner(cell, label, stop, tags[names.WINNER_BASIS], runs, tags)
 
 
 def _interval_tags(cells: pd.DataFrame, cell: str, stop: float) -> dict[str, str]:
@@ -147,9 +149,9 @@ def register_winner(report: Any, options: RegisterOptions, client: MlflowClient)
     for row in chosen_runs(win, options.seeds).itertuples():
         out_dir = options.export_root / f"{options.name}-{row.run_id[:12]}-step{int(row.step)}"
         result = export_run(client, row.run_id, int(row.step), out_dir)
-        tags = {**win.tags, "apex.run_id": row.run_id, "apex.seed": str(row.seed), "apex.step": str(int(row.step)),
+        tags = {**win.tags, names.RUN_ID: row.run_id, names.SEED: str(row.seed), names.STEP: str(int(row.step)),
                 "test_rank_at_1": f"{float(row.rank_at_1):.4f}"}  # fmt: skip
-        model_uri = log_export(client, result, tags={"apex.registered_as": options.name})
+        model_uri = log_export(client, result, tags={names.REGISTERED_AS: options.name})
         version = register(client, model_uri, options.name, tags, description)
         log.info("registered %s version %s: run %s step %d", options.name, version.version, row.run_id, row.step)
         versions.append(version)

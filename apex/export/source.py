@@ -18,6 +18,7 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 
 from apex.core.configs import RunConfigs, load_configs
+from apex.tracking import names
 
 log = logging.getLogger("apex.export")
 
@@ -135,7 +136,7 @@ def _adapters(client: MlflowClient, run_id: str, stops: dict[int, float]) -> dic
 def load_source(client: MlflowClient, run_id: str) -> RunSource:
     """Read what the export needs from one run; a run that is not an apex job fails with what it lacks."""
     run = get_run(client, run_id)
-    if run.data.tags.get("apex.kind") == "sweep":
+    if run.data.tags.get(names.KIND) == names.KIND_SWEEP:
         raise ExportError(f"run {run_id} is a sweep parent; export one of its job runs (see its child runs)")
     try:
         config_path = client.download_artifacts(run_id, CONFIG_ARTIFACT)

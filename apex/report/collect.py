@@ -20,6 +20,7 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 
 from apex.core.errors import InputError
+from apex.tracking import names
 
 log = logging.getLogger("apex.report")
 
@@ -51,7 +52,7 @@ class SweepData:
 
 
 def _seed_of(run: Run) -> int | None:
-    for raw in (run.data.tags.get("apex.seed"), run.data.params.get("seed")):
+    for raw in (run.data.tags.get(names.SEED), run.data.params.get("seed")):
         if raw is None:
             continue
         try:
@@ -83,10 +84,10 @@ def _metric_frame(client: MlflowClient, run: Run) -> pd.DataFrame:
 
 def _provenance_notes(runs: list[Run], notes: list[str]) -> None:
     """Say when runs come from several commits or from a tree with uncommitted changes (not fatal)."""
-    commits = {r.data.tags.get("apex.git_commit", "unknown") for r in runs}
+    commits = {r.data.tags.get(names.GIT_COMMIT, "unknown") for r in runs}
     if len(commits) > 1:
         notes.append(f"runs span {len(commits)} git commits: {', '.join(sorted(c[:10] for c in commits))}")
-    dirty = sum(r.data.tags.get("apex.git_dirty") == "true" for r in runs)
+    dirty = sum(r.data.tags.get(names.GIT_DIRTY) == "true" for r in runs)
     if dirty:
         notes.append(f"{dirty} run(s) ran from a working tree with uncommitted changes (apex.git_dirty=true)")
 
@@ -97,7 +98,7 @@ def collect(client: MlflowClient, runs: list[Run]) -> SweepData:
     chosen: dict[tuple[str, int], Run] = {}
     missing_tags = 0
     for run in runs:
-        cell, seed = run.data.tags.get("apex.cell"), _seed_of(run)
+        cell, seed = run.data.tags.get(names.CELL), _seed_of(run)
         if cell is None or seed is None:
             missing_tags += 1
             continue
@@ -119,10 +120,10 @@ def collect(client: MlflowClient, runs: list[Run]) -> SweepData:
             {
                 "run_id": run_id,
                 "cell": cell,
-                "cell_label": run.data.tags.get("apex.cell_label", cell),
+                "cell_label": run.data.tags.get(names.CELL_LABEL, cell),
                 "seed": seed,
                 "start_time": run.info.start_time,
-                "dataset_fingerprint": run.data.tags.get("apex.dataset_fingerprint", ""),
+                "dataset_fingerprint": run.data.tags.get(names.DATASET_FINGERPRINT, ""),
             }
         )
         params[run_id] = dict(run.data.params)

@@ -10,7 +10,9 @@ from collections.abc import Iterable, Mapping
 
 from mlflow.entities import Run
 
-TEST_TAG = "apex.data.test_fingerprint"
+from apex.tracking import names
+
+TEST_TAG = names.TEST_FINGERPRINT
 STAGES = ("prepared", "erm", "negatives")
 
 
@@ -19,14 +21,14 @@ def data_versions(runs: Iterable[Run]) -> dict[str, dict[str, set[str]]]:
     versions: dict[str, dict[str, set[str]]] = {}
     for run in runs:
         tags = run.data.tags
-        cell = tags.get("apex.cell")
+        cell = tags.get(names.CELL)
         if cell is None:
             continue
         entry = versions.setdefault(cell, {"label": set(), "test": set(), **{s: set() for s in STAGES}})
-        entry["label"].add(tags.get("apex.cell_label", cell))
+        entry["label"].add(tags.get(names.CELL_LABEL, cell))
         entry["test"].add(tags.get(TEST_TAG, "untagged"))
         for stage in STAGES:
-            md5 = tags.get(f"apex.data.{stage}.dvc_md5")
+            md5 = tags.get(names.data_tag(stage, "dvc_md5"))
             if md5 is not None:
                 entry[stage].add(f"{tags.get(f'apex.data.{stage}.status', '?')} {md5[:12]}")
     return versions

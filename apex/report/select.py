@@ -16,11 +16,12 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 
 from apex.report.config import ReportConfig
+from apex.tracking import names
 
 log = logging.getLogger("apex.report")
 
-KIND_TAG = "apex.kind"
-PARENT_TAG = "mlflow.parentRunId"
+KIND_TAG = names.KIND
+PARENT_TAG = names.PARENT
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 _PAGE = 1000
 
