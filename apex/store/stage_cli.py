@@ -6,15 +6,16 @@ from pathlib import Path
 from typing import Any
 
 from apex.core.errors import ConfigError
-from apex.core.params_file import read_params_file
+from apex.core.params_file import read_params_file, read_section
 
 DEFAULT_CACHE_DIR = "experiments/cache"
 
 
 def read_config(params_file: Path, schema: Any, name: str) -> Any:
-    """params.yaml's `name` section as its typed schema (a missing section = the schema's defaults)."""
+    """params.yaml's `name` section as its typed schema (a missing section is an InputError naming the file)."""
+    section = read_section(params_file, name)
     try:
-        return schema.from_cfg(read_params_file(params_file).get(name) or {})
+        return schema.from_cfg(section or {})
     except ConfigError as err:
         raise ConfigError(err.key, err.reason, source=params_file) from None
 
