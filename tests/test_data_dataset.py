@@ -143,3 +143,21 @@ def test_config_accepts_an_omegaconf_section():
     section = OmegaConf.create({"name": "squad", "path": None, "splits": {"train": "rest", "val": 0.1, "test": 500}})
     cfg = DatasetConfig.from_cfg(section)
     assert cfg.splits == {"train": "rest", "val": 0.1, "test": 500} and type(cfg.splits) is dict
+
+
+@pytest.mark.parametrize(
+    ("section", "named"),
+    [
+        ({"name": "squad", "beir_split": "train"}, "dataset.beir_split"),  # a beir key under squad: not ignored
+        ({"name": "beir", "path": "x", "query_field": "q"}, "dataset.query_field"),
+        ({"name": "jsonl_pairs", "path": "x", "split": "given"}, "dataset.split"),
+        ({"name": "corpus", "path": "x"}, "dataset.queries"),
+    ],
+)
+def test_a_key_of_another_format_is_an_error(section: dict, named: str) -> None:
+    from apex.core.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        DatasetConfig.from_cfg(section)
+    assert info.value.key == named
+    assert DatasetConfig.from_cfg({"name": "beir", "path": "x", "beir_split": "train"}).beir_split == "train"

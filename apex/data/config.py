@@ -9,7 +9,7 @@ from typing import Any
 
 from apex.core.errors import ConfigError
 from apex.core.schema import read_dataclass
-from apex.data.loaders import LOADERS
+from apex.data.loaders import FORMATS
 
 QUERY_MODES = ("first", "all")
 QUERY_SOURCES = ("dataset", "llm")
@@ -28,7 +28,7 @@ def _default_splits() -> dict[str, SplitSize]:
 class DatasetConfig:
     """Which dataset to load and how to split it.
 
-    - name: a LOADERS key (squad | beir | jsonl_pairs).
+    - name: a format of apex.data.loaders.FORMATS (squad | beir | jsonl_pairs | corpus).
     - path: file or folder; None means the bundled SQuAD v1.1 dev set (name must be squad).
     - query_mode: queries of val/test (and of `load_dataset`): `first` keeps the first query of each document
       (the paper's one-to-one setting), `all` keeps every query.
@@ -81,7 +81,7 @@ class DatasetConfig:
         def fail(key: str, message: str) -> ConfigError:
             return ConfigError(f"dataset.{key}", message)
 
-        choices = {"name": tuple(LOADERS), "query_mode": QUERY_MODES, "train_query_mode": QUERY_MODES}
+        choices = {"name": tuple(FORMATS), "query_mode": QUERY_MODES, "train_query_mode": QUERY_MODES}
         for key, allowed in {**choices, "queries": QUERY_SOURCES, "split": SPLIT_MODES}.items():
             if getattr(self, key) not in allowed:
                 raise fail(key, f"{getattr(self, key)!r} is not one of {list(allowed)}")
@@ -93,13 +93,20 @@ class DatasetConfig:
         if self.max_documents is not None and self.max_documents < 1:
             raise fail("max_documents", f"expected null or an integer >= 1, got {self.max_documents!r}")
         _check_splits(self.splits, fail)
-        if self.name == "corpus" and self.queries != "llm":
-            raise fail("queries", "name 'corpus' has no queries of its own: set queries: llm")
+        fmt = FORMATS[self.name]
+        if not fmt.has_queries and self.queries != "llm":
+            raise fail("queries", f"name {self.name!r} has no queries of its own: set queries: llm")
+        defaults = DatasetConfig()
+        for other in FORMATS.values():
+            for key in other.keys:
+                if other is not fmt and key not in fmt.keys and getattr(self, key) != getattr(defaults, key):
+                    raise fail(key, f"is read by name {other.name!r} only, not by {self.name!r}")
         carve = self.val_from_train
         if not ((isinstance(carve, int) and carve >= 1) or (isinstance(carve, float) and 0.0 < carve < 1.0)):
             raise fail("val_from_train", f"expected a fraction in (0, 1) or a count >= 1, got {carve!r}")
-        if self.split == "given" and self.name != "beir":
-            raise fail("split", f"'given' needs a dataset that brings its own splits (name: beir), not {self.name!r}")
+        if self.split == "given" and not fmt.given_splits:
+            given = " | ".join(f.name for f in FORMATS.values() if f.given_splits)
+            raise fail("split", f"'given' needs a dataset with its own splits (name: {given}), not {self.name!r}")
         if self.path is None and self.name != "squad":
             raise fail("path", f"is null, which means the bundled SQuAD set, but name is {self.name!r}")
 

@@ -1,10 +1,16 @@
-"""The loader registry (config name -> function) and `load_dataset`."""
+"""The dataset formats (`dataset.name` -> its record: loader and facts) and `load_dataset`.
+
+A format's record says which `DatasetConfig` keys only it reads (`keys`: set under another format they are an error,
+never silently ignored), whether the file brings its own queries and its own splits. Those keys stay in
+`DatasetConfig` (and so in every dataset's cell, with their defaults) so the cells of existing runs do not move.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,14 +52,33 @@ def _corpus(path: Path, cfg: DatasetConfig) -> Dataset:
     return load_corpus_only(path, name=cfg.name)
 
 
-LOADERS: dict[str, Loader] = {"squad": _squad, "beir": _beir, "jsonl_pairs": _jsonl_pairs, "corpus": _corpus}
+@dataclass(frozen=True)
+class DatasetFormat:
+    name: str
+    load: Loader
+    keys: tuple[str, ...] = ()  # DatasetConfig keys only this format reads
+    has_queries: bool = True  # False: a corpus alone (dataset.queries=llm writes one query per document)
+    given_splits: bool = False  # brings its own train/dev/test splits (dataset.split=given)
+
+
+_JSONL_KEYS = ("query_field", "document_field", "query_id_field", "doc_id_field")
+FORMATS: dict[str, DatasetFormat] = {
+    f.name: f
+    for f in (
+        DatasetFormat("squad", _squad),
+        DatasetFormat("beir", _beir, ("beir_split",), given_splits=True),
+        DatasetFormat("jsonl_pairs", _jsonl_pairs, _JSONL_KEYS),
+        DatasetFormat("corpus", _corpus, has_queries=False),
+    )
+}
+LOADERS: dict[str, Loader] = {name: f.load for name, f in FORMATS.items()}
 
 
 def load_dataset(cfg: DatasetConfig) -> Dataset:
     """Load `cfg.path` (None: the bundled SQuAD dev set, sha256-checked) with the loader `cfg.name`, then apply
     `cfg.query_mode`. A dataset with no documents or no queries is an error: nothing downstream could use it."""
     path = verified_bundled_squad() if cfg.path is None else Path(cfg.path)
-    ds = LOADERS[cfg.name](path, cfg)
+    ds = FORMATS[cfg.name].load(path, cfg)
     if cfg.path is None:
         # A portable label instead of this machine's install path, so outputs are byte-identical everywhere.
         ds = dataclasses.replace(ds, source=BUNDLED_SOURCE)
