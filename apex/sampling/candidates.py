@@ -14,7 +14,6 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from apex.sampling.config import GuardConfig
-from apex.search import topk_cosine
 
 log = logging.getLogger("apex.sampling")
 
@@ -49,6 +48,14 @@ class CandidatePool:
     def ranks(self) -> np.ndarray:
         """(Q, K) int64 1-based ranks: the pool is exact top-K, so column j holds rank j + 1."""
         return np.broadcast_to(np.arange(1, self.scores.shape[1] + 1, dtype=np.int64), self.scores.shape)
+
+
+def _topk_cosine(*args, **kwargs):  # -> (scores, indices)
+    # Imported when scoring: apex.search brings torch, and the sampler registry (read before Hydra composes a
+    # config, even for a typo) must not.
+    from apex.search import topk_cosine
+
+    return topk_cosine(*args, **kwargs)
 
 
 def _faiss_module():  # -> module | None
@@ -90,7 +97,7 @@ def score_candidates(
         if index is not None:
             s, i = index.search(chunk, k)
         else:
-            s, i = topk_cosine(chunk, documents, k, chunk_size=doc_chunk_size)
+            s, i = _topk_cosine(chunk, documents, k, chunk_size=doc_chunk_size)
         scores[start : start + len(chunk)] = s
         indices[start : start + len(chunk)] = i
     return scores, indices, "faiss" if index is not None else "exact"

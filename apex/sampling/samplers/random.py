@@ -17,7 +17,6 @@ from apex.sampling.candidates import guard_limits, lowest_positive_score
 from apex.sampling.config import MinedConfig
 from apex.sampling.registry import Sampler, register_sampler
 from apex.sampling.selection import ChosenNegatives, SamplerInputs
-from apex.search import rank_of
 
 log = logging.getLogger("apex.sampling")
 
@@ -45,6 +44,8 @@ def _skip_positives(draws: np.ndarray, positives: np.ndarray) -> np.ndarray:
 def sample_random(
     inputs: SamplerInputs, cfg: RandomConfig, rng: np.random.Generator, progress: bool = False
 ) -> ChosenNegatives:
+    from apex.search import rank_of  # torch: imported when sampling, not when the registry is read
+
     queries, documents, positives = inputs.queries, inputs.documents, inputs.positives
     n_docs, want = documents.shape[0], cfg.n_random
     relative, absolute = guard_limits(lowest_positive_score(queries, documents, positives), cfg.guard)
