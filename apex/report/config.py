@@ -16,6 +16,8 @@ from apex.core.errors import ConfigError
 from apex.core.schema import read_dataclass
 
 DEFAULT_TRACKING_URI = "sqlite:///experiments/mlflow.db"
+# The per-query metrics the report reads (apex.eval's names); any of them can be the primary metric (report.metric).
+REPORT_METRICS: tuple[str, ...] = ("rank_at_1", "recall_at_5", "recall_at_10", "mrr_at_10", "ndcg_at_10")
 # The two hyper-parameters of the heatmap.
 LR_PARAM = "training.lr"
 LORA_R_PARAM = "training.lora.r"
@@ -49,13 +51,22 @@ class SweepReportConfig:
     - stop: the stop fraction (0, 1] every comparison is judged at; None = the trained stop point with the best
       validation rank@1 of both arms combined (apex.report.stops). Every run logs it as the param `report.stop`,
       and `python -m apex.report` uses it unless `--stop` overrides it.
+    - metric: the primary metric every verdict, interval, MDE and plan is computed on (one of REPORT_METRICS);
+      None = the dataset's own: nDCG@10 for a BEIR folder (`dataset.name=beir`, graded judgements: what BEIR and
+      MTEB rank by), rank@1 otherwise (SQuAD's one gold paragraph per question: the paper's metric). Logged as the
+      param `report.metric`; `--metric` overrides it (and the report says so).
     """
 
     stop: float | None = None
+    metric: str | None = None
 
     def validate(self) -> None:
         if self.stop is not None and not 0.0 < self.stop <= 1.0:
             raise ConfigError("report.stop", f"must be a trained stop fraction in (0, 1] or null, got {self.stop}")
+        if self.metric is not None and self.metric not in REPORT_METRICS:
+            raise ConfigError(
+                "report.metric", f"must be one of {', '.join(REPORT_METRICS)} or null, got {self.metric!r}"
+            )
 
     @classmethod
     def from_cfg(cls, section: Mapping[str, Any] | None, key: str = "report") -> SweepReportConfig:
