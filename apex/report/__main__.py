@@ -37,15 +37,28 @@ def parse_args(argv: Sequence[str] | None = None) -> ReportConfig:
         "--ignore-params",
         help=f"comma-separated globs never used to match baselines (default: {','.join(DEFAULT_IGNORE_PARAMS)})",
     )
-    parser.add_argument("--out-root", help="folder for reports (default: reports)")
+    parser.add_argument("--out-root", help="folder for reports (default: experiments/reports, git-ignored)")
+    parser.add_argument(
+        "--commit",
+        action="store_true",
+        default=None,
+        help="write the report under reports/ (tracked) to commit it with the code; default: experiments/reports/",
+    )
+    parser.add_argument(
+        "--metric",
+        help="primary metric: rank_at_1, recall_at_5, recall_at_10, mrr_at_10 or ndcg_at_10 (default: the runs' "
+        "report.metric, else ndcg_at_10 for BEIR folders and rank_at_1 otherwise)",
+    )
     parser.add_argument(
         "--stop",
         type=float,
-        help="judge every comparison at this stop fraction, fixed in advance (report.stop); default: the trained stop "
-        "point with the best validation rank@1 of both arms combined",
+        help="judge every comparison at this stop fraction, fixed in advance (report.stop); default: chosen on the "
+        "validation figure of both arms' shared seeds, cross-fitted over seeds",
     )
     parser.add_argument("--n-permutations", type=int, help="sign-flip resamples of the secondary pooled test (10000)")
-    parser.add_argument("--confidence", type=float, help="interval level (default: 0.95)")
+    parser.add_argument(
+        "--confidence", type=float, help="level of the unadjusted intervals (default: 1 - alpha, the test's)"
+    )
     parser.add_argument("--alpha", type=float, help="test level for verdicts and MDE (default: 0.05)")
     parser.add_argument("--power", type=float, help="power for the minimum detectable effect (default: 0.8)")
     parser.add_argument("--seed", type=int, help="random seed of the permutations and A/A splits (default: 0)")

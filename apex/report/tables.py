@@ -12,38 +12,12 @@ import numpy as np
 import pandas as pd
 
 from apex.report.collect import METRICS, STOP
+from apex.report.rows import EXPORTED
 
 if TYPE_CHECKING:
     from apex.report.build import ReportData
 
-COMPARISON_COLUMNS = (
-    "baseline",
-    "role",
-    "verdict",
-    "diff",
-    "ci_low",
-    "ci_high",
-    "ci_adj_low",
-    "ci_adj_high",
-    "se",
-    "p_crossed",
-    "p_crossed_holm",
-    "p_crossed_bh",
-    "family_size",
-    "mde",
-    "mde_level",
-    "var_seed",
-    "var_query",
-    "var_resid",
-    "n_pairs",
-    "n10",
-    "n01",
-    "discordance",
-    "p_pooled",
-    "p_heterogeneity",
-    "cohens_h",
-    "odds_ratio",
-)
+COMPARISON_COLUMNS = EXPORTED  # apex.report.rows names every column once
 
 
 def fmt_pct(value: float, digits: int = 1) -> str:
@@ -52,6 +26,27 @@ def fmt_pct(value: float, digits: int = 1) -> str:
 
 def fmt_points(value: float, digits: int = 1) -> str:
     return "n/a" if value is None or not np.isfinite(value) else f"{100 * value:+.{digits}f}"
+
+
+METRIC_NAMES = {
+    "rank_at_1": "rank@1",
+    "recall_at_5": "recall@5",
+    "recall_at_10": "recall@10",
+    "mrr_at_10": "MRR@10",
+    "ndcg_at_10": "nDCG@10",
+}
+
+
+def fmt_ci(low: float, high: float) -> str:
+    """An interval of a difference in points, [low, high]."""
+    return f"[{fmt_points(low)}, {fmt_points(high)}]" if np.isfinite(low) else "n/a"
+
+
+def fmt_metric(value: float, metric: str) -> str:
+    """rank@1 and recall as percentages (shares of queries); nDCG and MRR as scores with 3 decimals."""
+    if metric in ("ndcg_at_10", "mrr_at_10"):
+        return "n/a" if value is None or not np.isfinite(value) else f"{value:.3f}"
+    return fmt_pct(value)
 
 
 def fmt_p(value: float) -> str:
@@ -75,7 +70,7 @@ def results_frame(data: ReportData) -> pd.DataFrame:
         wide = wide.merge(part, on=keys, how="left")
     info = data.cell_info[["cell", "role"]]
     wide = wide.merge(info, on="cell", how="left")
-    best = data.best[["cell", STOP]].assign(is_best_stop=True)
+    best = data.best[data.best["compared"].astype(bool)][["cell", STOP]].assign(is_best_stop=True)
     wide = wide.merge(best, on=["cell", STOP], how="left")
     wide["is_best_stop"] = wide["is_best_stop"].fillna(False).astype(bool)
     if len(data.comparisons):
