@@ -150,28 +150,24 @@ def stop_choice(sims: int, alpha: float, rng: np.random.Generator) -> None:
 
 def pilot_power(sims: int, alpha: float, rng: np.random.Generator) -> None:
     print("\n== 5. power plans from realistic pilots (3 seeds × 300 queries) ==")
-    designs, effects = [(3, 300), (5, 300), (10, 300), (5, 1000), (10, 1000)], [0.01, 0.02, 0.03]
+    designs, effects = [(3, 300), (5, 300), (5, 1000), (10, 1000), (10, 3000)], [0.01, 0.02, 0.03]
     pilots = max(50, sims // 8)
-    print(f"{pilots} pilots per row; designs {designs}; effects 1, 2, 3 points")
-    print("model_sd | plan          promises>=80%  pilots with a promise: share whose true power >= 75% in all of them")
+    print(f"{pilots} pilots per row; designs (seeds, queries) {designs}; effects 1, 2, 3 points")
+    print("model_sd | plan          promises>=80% | pilots whose every >=80% promise has true power >= 75%")
     ok = True
     for sd in (0.0, 0.01, 0.02):
         out = plan_from_pilots(sd, pilots, designs, effects, rng, alpha)
         true = np.broadcast_to(out["true"], out["upper"].shape)
         for key in ("upper", "point"):
-            promised = out[key] >= 0.8
-            kept = promised.reshape(pilots, -1).any(axis=1)
-            good = np.all(~promised | (true >= 0.75), axis=(1, 2))
-            share = float(good[kept].mean()) if kept.any() else float("nan")
+            held = float(np.all((out[key] < 0.8) | (true >= 0.75), axis=(1, 2)).mean())
             label = "upper limits" if key == "upper" else "point (old)"
             print(
-                f"{100 * sd:8.0f} | {label:<13} {int(promised.sum()):>12}  {int(kept.sum()):>4} pilots: "
-                f"{100 * share:5.1f}% ± {100 * _se(share, max(int(kept.sum()), 1)):.1f}",
+                f"{100 * sd:8.0f} | {label:<13} {int((out[key] >= 0.8).sum()):>12} | {100 * held:5.1f}% "
+                f"± {100 * _se(held, pilots):.1f}",
                 flush=True,
             )
-            if key == "upper" and kept.any():
-                ok &= share >= 0.9
-    print(f"target (>= 90% of pilots whose >= 80% promises all hold at >= 75%): {'PASS' if ok else 'FAIL'}")
+            ok &= key != "upper" or held >= 0.9
+    print(f"target (>= 90% of pilots keep every promise): {'PASS' if ok else 'FAIL'}")
 
 
 def main() -> None:

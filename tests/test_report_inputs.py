@@ -210,7 +210,12 @@ def _row(**values: object) -> dict[str, object]:
 @pytest.mark.parametrize(
     ("values", "expected", "words", "absent"),
     [
-        ({}, "significant", "It is **better** than its baseline on rank@1: significant after Holm correction over the 4", "MDE"),
+        (
+            {},
+            "significant",
+            "It is **better** than its baseline on rank@1: significant after Holm correction over the 4",
+            "MDE",
+        ),
         ({"diff": -0.03, "ci_adj_low": -0.05, "ci_adj_high": -0.01}, "significant", "**worse**", "touches 0"),
         (
             {"p_crossed_holm": 0.04, "ci_adj_low": -0.001},

@@ -9,7 +9,7 @@ document are linked (apex.report.clusters) and the query stage of every test and
 - Primary (one row per configuration, at the stop point `apex.report.stops` chose before reading test figures; each
   seed's pair at its cross-fitted stop): the crossed seed × query test and interval (`apex.report.crossed`), Holm
   and BH over the family of primary rows, the interval Bonferroni-adjusted to the family beside the unadjusted one,
-  and the minimum detectable effect at the corrected level alpha / m from the variance components' 90% upper
+  and the minimum detectable effect at the corrected level alpha / m from the variance components' 95% upper
   confidence limits. Fewer than 2 paired seeds: no verdict (the test would cover query sampling only).
 - Base model (apex.report.basemodel): each arm at the chosen stop against its own step 0, same test, own family.
 - Exploratory (every other trained stop point): the same figures unadjusted, and no verdict.

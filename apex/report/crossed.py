@@ -58,7 +58,7 @@ from apex.report.clusters import QueryClusters
 # Quantiles of the seed-stage estimate averaged over in `Components.power`.
 _QUADRATURE = 256
 # One-sided level of the upper confidence limits a pilot's variance components are planned at (Components.upper).
-UPPER_LEVEL = 0.9
+UPPER_LEVEL = 0.95
 
 
 def cochran_cox_critical(

@@ -60,7 +60,7 @@ def verdict(row: dict[str, object], alpha: float, power: float, metric: str = "r
         text += (
             f" This design ({design}) detects a true difference of {_points(mde)} points with"
             f" {100 * power:.0f}% power at the corrected level α/{m} = {level:.3g}, if the variance components are"
-            " no larger than their 90% upper confidence limits from these runs (minimum detectable effect)"
+            " no larger than their 95% upper confidence limits from these runs (minimum detectable effect)"
         )
         text += (
             ": the observed difference is smaller, so this sweep cannot tell it from noise; it needs more seeds or"

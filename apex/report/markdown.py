@@ -171,7 +171,7 @@ def _comparison_sections(data: ReportData) -> list[str]:
         "counted as clusters (docs/report.md). Holm (family-wise) and BH (false discovery rate) over these rows "
         "only. Adjusted interval: Bonferroni over these rows, the level of the verdict; unadjusted: "
         f"{100 * data.config.confidence:.0f}% for this row alone. MDE: the true difference this test detects with "
-        f"{100 * data.config.power:.0f}% power at the corrected level, from the 90% upper confidence limits of the "
+        f"{100 * data.config.power:.0f}% power at the corrected level, from the 95% upper confidence limits of the "
         "variance components.",
         "",
         _primary_table(data),

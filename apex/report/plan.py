@@ -14,7 +14,7 @@ A pilot of 3 seeds estimates the model-to-model variance with 2 degrees of freed
 often 0, and planning from it as if it were the truth promised >= 80% power for designs whose true power was below
 70% in almost half of realistic pilots. So the plan (and the report's MDE) uses each component's one-sided 90%
 upper confidence limit (`Components.upper`, chi-square on the mean squares) and says so: the promised power holds
-*if the variance components are no larger than those limits*, which is true of at least 90% of pilots. The power
+*if the variance components are no larger than those limits*, which is true of at least 95% of pilots whose mean squares are near normal. The power
 itself averages the normal rejection probability over the chi-square distribution of the future sweep's estimated
 seed stage, against the Cochran–Cox critical value (`Components.power`). Queries that share relevant documents
 keep the pilot's share of effective query units. benchmarks/calibration.py ("pilot power") checks the target:
@@ -49,23 +49,23 @@ class Pilot:
 def pilot_from_difference(
     label: str, d: np.ndarray, clusters: QueryClusters | None = None, upper: bool = True
 ) -> Pilot:
-    """Components of a (seeds, queries) matrix of per-query differences (configuration − baseline): their 90% upper
+    """Components of a (seeds, queries) matrix of per-query differences (configuration − baseline): their 95% upper
     confidence limits (`upper`, what the plan uses), or the point estimates."""
     if d.shape[0] < 2:
         raise ValueError(f"{label}: a pilot needs >= 2 seeds to see training randomness")
     result = crossed_mean(d, clusters)
     components = Components.upper(result) if upper else Components.from_crossed(result)
-    source = "comparison; variance components at their 90% upper confidence limits" if upper else "comparison"
+    source = "comparison; variance components at their 95% upper confidence limits" if upper else "comparison"
     return Pilot(label, components, d.shape[0], d.shape[1], source)
 
 
-def pilot_from_baseline(label: str, y: np.ndarray, arm_query_ratio: float = 1.0) -> Pilot:
+def pilot_from_baseline(label: str, y: np.ndarray, arm_query_ratio: float = 1.0, upper: bool = True) -> Pilot:
     """Components of a future comparison from one arm's (seeds, queries) outcomes (see the module docstring)."""
     if y.shape[0] < 2:
         raise ValueError(f"{label}: a pilot needs >= 2 seeds to see training randomness")
     one = crossed_mean(y)
     resid = float(one.var_resid)
-    seed = Components.upper(one).seed  # 90% upper confidence limit, as for a comparison
+    seed = Components.upper(one).seed if upper else float(one.var_seed)  # 95% upper limit, as for a comparison
     components = Components(2.0 * seed, arm_query_ratio**2 * resid, 2.0 * resid)
     source = f"baseline only (per-query arm effects assumed: ratio {arm_query_ratio:g})"
     return Pilot(label, components, y.shape[0], y.shape[1], source)
@@ -99,7 +99,7 @@ def format_plan(pilot: Pilot, table: pd.DataFrame, alpha: float, power: float, f
         f"pilot: {pilot.label} ({pilot.source}; {pilot.n_seeds} seeds × {pilot.n_queries} queries)",
         f"  sd of the difference: between models {100 * c.seed**0.5:.2f} points, per-query arm effect "
         f"{100 * c.query**0.5:.1f}, seed × query noise {100 * c.resid**0.5:.1f}",
-        "  conditional on the variance components being no larger than their 90% upper confidence limits"
+        "  conditional on the variance components being no larger than their 95% upper confidence limits"
         if "upper" in pilot.source
         else "  conditional on the pilot's point estimates of the variance components (optimistic with few seeds)",
         f"  this sweep ({pilot.n_seeds} × {pilot.n_queries}) detects {100 * now:.1f} points with {100 * power:.0f}% "

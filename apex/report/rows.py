@@ -39,7 +39,7 @@ class ComparisonRow:
     var_seed: float = NAN
     var_query: float = NAN
     var_resid: float = NAN
-    var_seed_upper: float = NAN  # 90% upper confidence limits: what the MDE and plan are computed from
+    var_seed_upper: float = NAN  # 95% upper confidence limits: what the MDE and plan are computed from
     var_query_upper: float = NAN
     seed_covered: bool = False
     n10: float = NAN
