@@ -145,7 +145,7 @@ def across_main(argv: list[str], sweeps: list[str]) -> int:
         print(f"report written to {result.out_dir / 'report.md'}")
         results.append(result.out_dir / "results.json")
     table, pooled = across_corpora(results, config.alpha)
-    from apex.paths import child_path
+    from apex.core.paths import child_path
 
     out = child_path(config.out_root, names[0] if names else "across-" + "-".join(sweeps)[:80], "report name")
     out.mkdir(parents=True, exist_ok=True)
