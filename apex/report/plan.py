@@ -12,13 +12,13 @@ corrected level alpha / m. The three variance components come from a pilot:
 
 A pilot of 3 seeds estimates the model-to-model variance with 2 degrees of freedom: the estimate is skewed and
 often 0, and planning from it as if it were the truth promised >= 80% power for designs whose true power was below
-70% in almost half of realistic pilots. So the plan (and the report's MDE) uses each component's one-sided 90%
+70% in almost half of realistic pilots. So the plan (and the report's MDE) uses each component's one-sided 95%
 upper confidence limit (`Components.upper`, chi-square on the mean squares) and says so: the promised power holds
-*if the variance components are no larger than those limits*, which is true of at least 95% of pilots whose mean squares are near normal. The power
-itself averages the normal rejection probability over the chi-square distribution of the future sweep's estimated
-seed stage, against the Cochran–Cox critical value (`Components.power`). Queries that share relevant documents
-keep the pilot's share of effective query units. benchmarks/calibration.py ("pilot power") checks the target:
-when the plan promises >= 80%, the true power is >= 75% in at least 90% of realistic pilots.
+*if the variance components are no larger than those limits*, true of 95% of pilots when the mean squares are
+near normal. The power itself averages the normal rejection probability over the chi-square distribution of the
+future sweep's estimated seed stage, against the Cochran–Cox critical value (`Components.power`). Queries that
+share relevant documents keep the pilot's share of effective query units. benchmarks/calibration.py ("pilot
+power") checks the target: a promise of >= 80% comes with a true power >= 75% in at least 90% of realistic pilots.
 """
 
 from __future__ import annotations

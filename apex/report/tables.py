@@ -116,6 +116,7 @@ def write_json(data: ReportData, path: Path) -> Path:
         "cells": _records(data.cells),
         "seeds": _records(data.seeds),
         "comparisons": _records(data.comparisons),
+        "base_model": _records(data.base),
         "mcnemar": _records(data.mcnemar),
         "stops": _records(data.best),
         "aa_check": _records(data.aa),
@@ -145,8 +146,11 @@ def latex_escape(text: str) -> str:
 
 
 def latex_table(data: ReportData) -> str:
-    """A booktabs table: each cell at its best stop point, rank@1 with its interval and the baseline comparison."""
+    """A booktabs table: each compared cell at its stop point, the primary metric with its interval and the
+    comparison with its baseline."""
     wide = results_frame(data)
+    metric = str(data.meta["metric"])
+    name = latex_escape(METRIC_NAMES[metric])
     best = wide[wide["is_best_stop"]]
     has_comp = "diff" in wide
     lines = [
@@ -155,15 +159,16 @@ def latex_table(data: ReportData) -> str:
         r"\begin{tabular}{lrrrrrr}" if has_comp else r"\begin{tabular}{lrr}",
         r"\toprule",
         (
-            r"Configuration & Stop & Rank@1 (\%) & $\Delta$ (pts) [adj.\ CI] & $p$ Holm & $p$ BH & MDE (pts) \\"
+            f"Configuration & Stop & {name} ($\\times 100$) & $\\Delta$ (pts) [adj.\\ CI] & $p$ Holm & $p$ BH"
+            + r" & MDE (pts) \\"
             if has_comp
-            else r"Configuration & Stop & Rank@1 (\%) \\"
+            else f"Configuration & Stop & {name} ($\\times 100$) \\\\"
         ),
         r"\midrule",
     ]
     for r in best.to_dict(orient="records"):
         rank = (
-            f"{100 * r['rank_at_1_mean']:.1f} [{100 * r['rank_at_1_ci_low']:.1f}, {100 * r['rank_at_1_ci_high']:.1f}]"
+            f"{100 * r[f'{metric}_mean']:.1f} [{100 * r[f'{metric}_ci_low']:.1f}, {100 * r[f'{metric}_ci_high']:.1f}]"
         )
         cells = [latex_escape(r["cell_label"]), f"{r[STOP]:g}", rank.replace("nan", "--")]
         if has_comp:
@@ -182,7 +187,8 @@ def latex_table(data: ReportData) -> str:
     corpus = fmt_count(wide["corpus_size"].min()) if len(wide) else "n/a"
     seeds = int(wide["n_seeds"].max()) if len(wide) else 0
     caption = (
-        f"Rank@1 on {queries} test queries against a corpus of {corpus} documents, mean of up to {seeds} seeds "
+        f"{name} ($\\times 100$) on {queries} test queries against a corpus of {corpus} documents, "
+        f"mean of up to {seeds} seeds "
         f"at each configuration's pre-chosen stop point, with {100 * data.config.confidence:.0f}\\% "
         "intervals treating seeds and queries as crossed random factors. "
         f"$\\Delta$: difference from the baseline ({latex_escape(str(data.config.baseline))}) with its interval "
