@@ -65,4 +65,6 @@ class ComparisonRow:
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ComparisonRow))
 IDENTITY = ("cell", "stop_fraction")
-EXPORTED: tuple[str, ...] = tuple(c for c in COLUMNS if c not in IDENTITY and not c.startswith("v_"))
+# results.csv takes the sizes from the metrics table (one row per cell and stop) and the rest from here.
+SIZES = ("corpus_size", "n_seeds", "n_queries")
+EXPORTED: tuple[str, ...] = tuple(c for c in COLUMNS if c not in (*IDENTITY, *SIZES) and not c.startswith("v_"))
