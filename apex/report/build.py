@@ -104,7 +104,7 @@ def primary_metric(config: ReportConfig, params: dict[str, dict[str, str]], note
 
 
 def fixed_stop(config: ReportConfig, params: dict[str, dict[str, str]], notes: list[str]) -> float | None:
-    """`--stop`, else the `report.stop` every run logged from the sweep config; None = symmetric validation choice."""
+    """`--stop`, else the `report.stop` every run logged; None = the cross-fitted validation choice."""
     logged = {p.get("report.stop") for p in params.values()} - {None, "null", "None", ""}
     if config.stop is not None:
         if logged and logged != {str(config.stop)}:

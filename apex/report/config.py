@@ -50,8 +50,8 @@ class SweepReportConfig:
     """The `report` group of a run's config: how the report will judge the sweep, fixed before the test set is read.
 
     - stop: the stop fraction (0, 1] every comparison is judged at; None = the trained stop point with the best
-      validation rank@1 of both arms combined (apex.report.stops). Every run logs it as the param `report.stop`,
-      and `python -m apex.report` uses it unless `--stop` overrides it.
+      validation figure of both arms' shared seeds, cross-fitted over seeds (apex.report.stops). Every run logs it
+      as the param `report.stop`, and `python -m apex.report` uses it unless `--stop` overrides it.
     - metric: the primary metric every verdict, interval, MDE and plan is computed on (one of REPORT_METRICS);
       None = the dataset's own: nDCG@10 for a BEIR folder (`dataset.name=beir`, graded judgements: what BEIR and
       MTEB rank by), rank@1 otherwise (SQuAD's one gold paragraph per question: the paper's metric). Logged as the
