@@ -22,12 +22,17 @@ STEPS = {0: 0.0, 20: 0.5, 40: 1.0}
 MEANS = {"apex": (0.40, 0.36, 0.37), "plain": (0.40, 0.33, 0.34)}
 
 
-def _sweep(tmp_path) -> tuple[str, MlflowClient]:
+def _sweep(tmp_path, names: tuple[str, ...] = ("nfc-like",)) -> tuple[str, MlflowClient]:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri)
     experiment = client.create_experiment("apex", artifact_location=str(tmp_path / "art"))
-    parent = client.create_run(experiment, run_name="nfc-like", tags={"apex.kind": "sweep"}).info.run_id
-    rng = np.random.default_rng(0)
+    for i, name in enumerate(names):
+        _corpus(client, experiment, name, np.random.default_rng(i))
+    return uri, client
+
+
+def _corpus(client: MlflowClient, experiment: str, name: str, rng: np.random.Generator) -> None:
+    parent = client.create_run(experiment, run_name=name, tags={"apex.kind": "sweep"}).info.run_id
     difficulty = rng.normal(size=N_QUERIES)
     base = 1 / (1 + np.exp(-(difficulty - 0.4)))
     relevant = [f"d{q // PER_DOC}\td{(q * 7) % 50 + 100}" for q in range(N_QUERIES)]
@@ -60,7 +65,6 @@ def _sweep(tmp_path) -> tuple[str, MlflowClient]:
                     client.log_metric(run, key, float(value), step=step)
             client.set_terminated(run)
     client.set_terminated(parent)
-    return uri, client
 
 
 @pytest.fixture(scope="module")
@@ -100,3 +104,18 @@ def test_beir_files_follow_the_metric_and_star_only_compared_rows(beir_report) -
     document = json.loads((beir_report.out_dir / "results.json").read_text())
     assert len(document["base_model"]) == 2
     assert "default for a BEIR folder" in document["meta"]["metric_why"]
+
+
+def test_several_sweeps_are_pooled_across_corpora(tmp_path) -> None:
+    from apex.report.__main__ import main
+
+    uri, _ = _sweep(tmp_path, ("corpus-a", "corpus-b"))
+    options = ["--tracking-uri", uri, "--out-root", str(tmp_path / "out"), "--no-log", "--no-figures"]
+    code = main([*options, "--n-permutations", "200", "--sweep", "corpus-a", "--sweep", "corpus-b", "--name", "both"])
+    assert code == 0
+    text = (tmp_path / "out" / "both" / "across.md").read_text()
+    assert "| corpus-a | arm=apex | arm=plain | ndcg_at_10 |" in text and "| corpus-b |" in text
+    assert "over 2 corpora" in text and "Only 2 corpora" in text
+    pooled = json.loads((tmp_path / "out" / "both" / "across.json").read_text())["pooled"]
+    assert pooled["arm=apex (ndcg_at_10)"]["k"] == 2
+    assert (tmp_path / "out" / "corpus-a" / "report.md").exists()
