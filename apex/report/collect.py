@@ -20,9 +20,9 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 
 from apex.core.errors import InputError
-from apex.tracking import names
 from apex.report.clusters import QueryClusters
 from apex.report.config import REPORT_METRICS
+from apex.tracking import names
 
 log = logging.getLogger("apex.report")
 
