@@ -87,7 +87,7 @@ def test_beir_sweep_is_judged_on_ndcg_with_clusters_and_the_base_model(beir_repo
     assert "nDCG@10" in head and "the default for a BEIR folder" in head
     assert "The base model (step 0, zero-shot) scores 0.4" in head
     assert "Both arms are below the base model" in head
-    assert "clusters of queries sharing relevant documents" in head
+    assert "cluster(s) of queries sharing relevant documents" in head
     assert "Exact McNemar" not in text  # a rank@1-only secondary test
     base = data.base.set_index("cell")
     assert set(base.index) == {"cell-apex", "cell-plain"}

@@ -99,8 +99,8 @@ def primary_metric(config: ReportConfig, params: dict[str, dict[str, str]], note
         notes.append(f"runs log different report.metric values ({', '.join(sorted(logged))}); used the default")
     datasets = {p.get("dataset.name") for p in params.values()}
     if datasets == {"beir"}:
-        return "ndcg_at_10", "the default for a BEIR folder (graded judgements, several relevant documents)"
-    return "rank_at_1", "the default (one gold document per query, the paper's metric)"
+        return "ndcg_at_10", "the default for a BEIR folder: graded judgements, several relevant documents"
+    return "rank_at_1", "the default: one gold document per query, the paper's metric"
 
 
 def fixed_stop(config: ReportConfig, params: dict[str, dict[str, str]], notes: list[str]) -> float | None:

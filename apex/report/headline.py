@@ -141,7 +141,7 @@ def headline(data: ReportData) -> list[str]:
         clusters = ""
         if np.isfinite(float(row["n_clusters"])) and int(row["n_clusters"]) < int(row["n_queries"]):
             clusters = (
-                f" in {fmt_count(row['n_clusters'])} clusters of queries sharing relevant documents"
+                f" in {fmt_count(row['n_clusters'])} cluster(s) of queries sharing relevant documents"
                 f" ({float(row['query_units']):.0f} effective query units)"
             )
         paragraphs.append(
