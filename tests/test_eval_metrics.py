@@ -12,7 +12,9 @@ import pytest
 from apex.core.errors import InputError
 from apex.eval import evaluate_embeddings, metric_names
 
-PER_QUERY_HEAD = ["query_id", "gold_doc", "gold_rank", "gold_score", "top_doc", "top_score", "n_relevant"]
+PER_QUERY_HEAD = [
+    *("query_id", "gold_doc", "gold_rank", "gold_score", "top_doc", "top_score", "n_relevant", "relevant_docs")
+]
 
 
 def _unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
@@ -133,6 +135,7 @@ def test_hand_computed_with_ties() -> None:
     for column, values in expected.items():
         np.testing.assert_allclose(pq[column].to_numpy(), values, atol=1e-12, err_msg=column)
     assert pq["gold_doc"].tolist() == ["d2", "d0", "d4"]
+    assert pq["relevant_docs"].tolist() == ["d2\td4", "d0", "d4"]  # every relevant id, sorted, tab-joined
     assert pq["top_doc"].tolist() == ["d0", "d1", "d4"]
     np.testing.assert_allclose(pq["top_score"], [1, 1, 1], atol=1e-7)
     np.testing.assert_allclose(pq["gold_score"], [1, 0, 1], atol=1e-7)

@@ -148,8 +148,8 @@ def test_files_written_and_logged_to_parent(report) -> None:
         "results.json",
         "table.tex",
         "figures/rank_at_1_by_stop.png",
-        "figures/rank_at_1_seeds.png",
-        "figures/diff_vs_baseline.png",
+        "figures/rank_at_1_seeds_paired.png",
+        "figures/rank_at_1_diff_by_stop.png",
         "figures/heatmap_lr_lora_r.png",
     ):
         assert expected in names
@@ -197,10 +197,14 @@ def test_results_csv_matches_the_logged_data(report) -> None:
     others = results[(results["cell"] == "bbbbbbbbbbb2") & (results["stop_fraction"] != 1.0)].set_index("stop_fraction")
     assert others.loc[0.0, "comparison"] == "zero-shot" and np.isnan(others.loc[0.0, "p_crossed"])
     assert others.loc[0.5, "comparison"] == "exploratory" and np.isnan(others.loc[0.5, "p_crossed_holm"])
-    # The lr=2e-4 cell has no baseline at its lr, and its best stop point follows validation rank@1.
+    # The lr=2e-4 cell has no baseline at its lr: no star (it marks only rows a verdict compares); its displayed
+    # stop point follows its own validation rank@1.
     other = results[results["cell"] == "ccccccccccc3"]
     assert other["baseline"].isna().all()
-    assert other.loc[other["is_best_stop"], "stop_fraction"].tolist() == [0.5]
+    assert not other["is_best_stop"].any()
+    stops = pd.DataFrame(json.loads((result.out_dir / "results.json").read_text())["stops"]).set_index("cell")
+    assert stops.loc["ccccccccccc3", "stop_fraction"] == 0.5 and not stops.loc["ccccccccccc3", "compared"]
+    assert stops.loc["aaaaaaaaaaa1", "compared"]  # the baseline is shown at its comparison's stop
 
 
 def test_results_json_mcnemar_and_notes(report) -> None:

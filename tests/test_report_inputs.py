@@ -210,7 +210,12 @@ def _row(**values: object) -> dict[str, object]:
 @pytest.mark.parametrize(
     ("values", "expected", "words", "absent"),
     [
-        ({}, "significant", "It is **better** than its baseline: significant after Holm correction over the 4", "MDE"),
+        (
+            {},
+            "significant",
+            "It is **better** than its baseline on rank@1: significant after Holm correction over the 4",
+            "MDE",
+        ),
         ({"diff": -0.03, "ci_adj_low": -0.05, "ci_adj_high": -0.01}, "significant", "**worse**", "touches 0"),
         (
             {"p_crossed_holm": 0.04, "ci_adj_low": -0.001},
@@ -239,21 +244,27 @@ def _row(**values: object) -> dict[str, object]:
         (
             {"p_crossed": 0.4, "p_crossed_holm": 1.0, "diff": 0.03},
             "no significant difference",
-            "this test).",
+            "upper confidence limits from these runs (minimum detectable effect).",
             "smaller",
         ),
         (
-            {"p_crossed": 0.4, "p_crossed_holm": 1.0, "mde": float("nan"), "n_seeds": 1, "seed_covered": False},
+            {"p_crossed": 0.01, "p_crossed_holm": 0.01, "mde": float("nan"), "n_seeds": 1, "seed_covered": False},
+            "too few seeds",
+            "No verdict: one paired seed",
+            "significant",
+        ),
+        (
+            {"p_crossed": 0.4, "p_crossed_holm": 1.0, "n_seeds": 2},
             "no significant difference",
-            "Only one seed: the test covers query sampling, not training randomness",
-            "n/a points",
+            "Only 2 paired seeds: the test uses the seed stage's single degree of freedom",
+            "With one seed",
         ),
         ({"p_crossed": float("nan"), "p_crossed_holm": float("nan")}, "untested", "no paired test", "Holm"),
     ],
 )
 def test_verdict_and_headline_words_match_the_numbers(values, expected: str, words: str, absent: str) -> None:
     row = _row(**values)
-    assert classify(float(row["p_crossed"]), float(row["p_crossed_holm"]), 0.05) == expected
+    assert classify(float(row["p_crossed"]), float(row["p_crossed_holm"]), 0.05, int(row["n_seeds"])) == expected
     row["verdict"] = expected
     text = verdict(row, 0.05, 0.8)
     assert words in text

@@ -54,7 +54,7 @@ def test_stop_choice_is_symmetric_and_swapping_arms_flips_the_difference() -> No
     assert display_stop(sweep.metrics, "a")[0] == 0.5  # the one-sided choice the report no longer makes
     forward, backward = choose_stop(sweep.metrics, "a", "b", None), choose_stop(sweep.metrics, "b", "a", None)
     assert forward.stop == backward.stop == 1.0
-    assert forward.basis == "validation rank@1 of both arms combined"
+    assert forward.basis == "val_rank_at_1 of both arms (shared seeds, equal weights), cross-fitted over seeds"
     config = ReportConfig(n_permutations=200)
     ab = compare_all(sweep, loader, {"a": "b"}, {"a": forward}, config, np.random.default_rng(0), []).table
     ba = compare_all(sweep, loader, {"b": "a"}, {"b": backward}, config, np.random.default_rng(0), []).table

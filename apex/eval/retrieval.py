@@ -32,8 +32,10 @@ class EvalResult:
     """``metrics``: aggregate name → value (see ``metric_names``), plus ``n_queries`` and ``corpus_size``.
 
     ``per_query``: one row per query in the order of the queries table, columns query_id, gold_doc (the best-ranked
-    relevant document), gold_rank (int, 1-based, exact beyond K), gold_score, top_doc, top_score, n_relevant, then
-    one column per metric (rank_at_1 as 0/1 int64, the rest float64) whose mean is the aggregate.
+    relevant document), gold_rank (int, 1-based, exact beyond K), gold_score, top_doc, top_score, n_relevant,
+    relevant_docs (the ids of every relevant document, sorted, joined by a tab: qrels are TSV, so no id holds one;
+    the report groups queries that share a relevant document into clusters), then one column per metric
+    (rank_at_1 as 0/1 int64, the rest float64) whose mean is the aggregate.
 
     ``run``: with ``run_depth``, the ranked top documents per query (the TREC run file's rows; apex.eval.trec).
     """
@@ -192,6 +194,13 @@ def _gold(
     return gold_doc, gold_rank, gold_score
 
 
+def relevant_ids(doc_ids: np.ndarray, rel_query: np.ndarray, rel_doc: np.ndarray, n_queries: int) -> np.ndarray:
+    """Per query row, the ids of its relevant documents, sorted and tab-joined (object array of n_queries str)."""
+    pairs = pd.DataFrame({"q": rel_query, "doc": doc_ids[rel_doc].astype(str)}).sort_values(["q", "doc"])
+    joined = pairs.groupby("q")["doc"].agg("\t".join)
+    return joined.reindex(range(n_queries), fill_value="").to_numpy(dtype=object)
+
+
 def evaluate_embeddings(
     query_emb: np.ndarray,
     doc_emb: np.ndarray,
@@ -261,6 +270,7 @@ def evaluate_embeddings(
             "top_doc": doc_ids[top_indices[:, 0]],
             "top_score": top_scores[:, 0].astype(np.float64),
             "n_relevant": n_relevant.astype(np.int64),
+            "relevant_docs": relevant_ids(doc_ids, rel_query, rel_doc, len(queries)),
             **columns,
         }
     )

@@ -15,7 +15,7 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from apex.report.collect import STOP, PerQueryLoader, SweepData, per_query_values
+from apex.report.collect import STOP, PerQueryLoader, SweepData, clusters_of, per_query_values
 from apex.report.config import ReportConfig
 from apex.report.crossed import crossed_mean
 
@@ -46,6 +46,7 @@ def aa_check(
     stops: pd.DataFrame,
     config: ReportConfig,
     rng: np.random.Generator,
+    metric: str = "rank_at_1",
 ) -> pd.DataFrame:
     """One row per split of every baseline cell with >= MIN_SEEDS seeds at its displayed stop point."""
     rows = []
@@ -58,10 +59,12 @@ def aa_check(
         if any(t is None for t in tables.values()):
             continue
         shared = set.intersection(*(set(t["query_id"]) for t in tables.values()))
-        outcomes = {s: per_query_values(t[t["query_id"].isin(shared)])["rank_at_1"] for s, t in tables.items()}
+        outcomes = {s: per_query_values(t[t["query_id"].isin(shared)])[metric] for s, t in tables.items()}
+        first = next(iter(tables.values()))
+        clusters = clusters_of(first[first["query_id"].isin(shared)])
         for i, (half_a, half_b) in enumerate(half_splits(list(outcomes), rng)):
             d = np.stack([outcomes[a] - outcomes[b] for a, b in zip(half_a, half_b, strict=True)])
-            result = crossed_mean(d)
+            result = crossed_mean(d, clusters)
             low, high = result.interval(config.confidence)
             p = float(result.pvalue())
             rows.append(

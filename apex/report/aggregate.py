@@ -1,8 +1,9 @@
-"""Per cell and stop point: mean, standard deviation, seeds and a hierarchical-bootstrap interval of each metric.
+"""Per cell and stop point: mean, standard deviation, seeds and a crossed seeds × queries interval of each metric.
 
 The mean and SD (ddof=1) are over the seeds' logged metric values; the interval treats seeds and queries as crossed
 random factors (apex.report.crossed on the seeds × queries matrix of per-query values: every seed answers the same
-queries, so query difficulty is shared and does not average out across seeds).
+queries, so query difficulty is shared and does not average out across seeds), cluster-robust when queries share
+relevant documents (apex.report.clusters).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import logging
 import numpy as np
 import pandas as pd
 
-from apex.report.collect import METRICS, STOP, PerQueryLoader, SweepData, per_query_values
+from apex.report.clusters import QueryClusters
+from apex.report.collect import METRICS, STOP, PerQueryLoader, SweepData, clusters_of, per_query_values
 from apex.report.config import ReportConfig
 from apex.report.crossed import crossed_mean
 
@@ -27,12 +29,12 @@ def _size(values: pd.Series) -> float:
     return float(finite.min()) if len(finite) else float("nan")
 
 
-def _interval(per_seed: list[np.ndarray], confidence: float) -> tuple[float, float]:
+def _interval(per_seed: list[np.ndarray], confidence: float, clusters: QueryClusters | None) -> tuple[float, float]:
     """Crossed seeds × queries interval of the mean, on the queries every seed answered (by position)."""
     n = min(v.size for v in per_seed)
     if n < 2 or any(v.size != n for v in per_seed):
         return float("nan"), float("nan")
-    low, high = crossed_mean(np.stack(per_seed)).interval(confidence)
+    low, high = crossed_mean(np.stack(per_seed), clusters).interval(confidence)
     # Every metric lies in [0, 1]; with few seeds the t interval can reach past it, which says nothing more.
     return max(float(low), 0.0), min(float(high), 1.0)
 
@@ -59,9 +61,11 @@ def summarise_cells(sweep: SweepData, loader: PerQueryLoader, config: ReportConf
                 if np.isfinite(logged) and abs(values[metric].mean() - logged) > _AGREE_TOL:
                     disagreements += 1
         per_query: dict[str, list[np.ndarray]] = {metric: [] for metric in METRICS}
+        clusters = None
         if complete:
             # The interval needs the queries every seed answered, aligned (tables are sorted by query_id).
             shared = set.intersection(*(set(t["query_id"]) for t in tables))
+            clusters = clusters_of(tables[0][tables[0]["query_id"].isin(shared)])
             for table in tables:
                 values = per_query_values(table[table["query_id"].isin(shared)])
                 for metric in METRICS:
@@ -70,7 +74,7 @@ def summarise_cells(sweep: SweepData, loader: PerQueryLoader, config: ReportConf
             seed_values = group[metric].to_numpy(dtype=np.float64)
             finite = seed_values[np.isfinite(seed_values)]
             low, high = (
-                _interval(per_query[metric], config.confidence)
+                _interval(per_query[metric], config.confidence, clusters)
                 if complete and per_query[metric]
                 else (float("nan"), float("nan"))
             )

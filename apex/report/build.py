@@ -15,6 +15,7 @@ from apex.core.paths import child_path
 from apex.report.aa import aa_check
 from apex.report.aggregate import summarise_cells
 from apex.report.baseline import BaselineMatch, cell_params, match_baselines
+from apex.report.basemodel import base_model_family
 from apex.report.collect import STOP, PerQueryLoader, SweepData, collect
 from apex.report.compare import compare_all
 from apex.report.config import LORA_R_PARAM, LR_PARAM, ReportConfig
@@ -34,7 +35,8 @@ class ReportData:
     config: ReportConfig
     cells: pd.DataFrame  # one row per (cell, stop_fraction, metric)
     seeds: pd.DataFrame  # one row per (run, step): the per-seed metric values
-    comparisons: pd.DataFrame  # one row per (cell, stop_fraction) compared with its baseline
+    comparisons: pd.DataFrame  # one row per (cell, stop_fraction) compared with its baseline (rows.ComparisonRow)
+    base: pd.DataFrame  # one row per arm: at its comparison's stop against the base model (step 0), own family
     mcnemar: pd.DataFrame  # one row per (cell, stop_fraction, seed)
     best: pd.DataFrame  # one row per cell: the stop point it is judged (compared) or shown (baseline) at, and why
     aa: pd.DataFrame  # built-in A/A check: one row per half-split of a baseline with >= 6 seeds
@@ -79,8 +81,30 @@ def short_labels(labels: dict[str, str]) -> dict[str, str]:
     return {cell: " ".join(t for t in label.split() if t not in common) or label for cell, label in labels.items()}
 
 
+def primary_metric(config: ReportConfig, params: dict[str, dict[str, str]], notes: list[str]) -> tuple[str, str]:
+    """(metric, why): `--metric`, else the runs' logged `report.metric`, else the dataset's own.
+
+    The default lives here, read from the runs' params, because it follows from what the runs evaluated (a BEIR
+    folder's graded, many-document judgements, which BEIR and MTEB rank by nDCG@10; SQuAD's one gold paragraph,
+    the paper's rank@1), and every run logged `dataset.name` before the test set was read.
+    """
+    logged = {p.get("report.metric") for p in params.values()} - {None, "null", "None", ""}
+    if config.metric is not None:
+        if logged and logged != {config.metric}:
+            notes.append(f"--metric {config.metric} overrides the sweep config's report.metric ({', '.join(logged)})")
+        return config.metric, "--metric"
+    if len(logged) == 1:
+        return logged.pop(), "report.metric, fixed with the sweep"
+    if logged:
+        notes.append(f"runs log different report.metric values ({', '.join(sorted(logged))}); used the default")
+    datasets = {p.get("dataset.name") for p in params.values()}
+    if datasets == {"beir"}:
+        return "ndcg_at_10", "the default for a BEIR folder: graded judgements, several relevant documents"
+    return "rank_at_1", "the default: one gold document per query, the paper's metric"
+
+
 def fixed_stop(config: ReportConfig, params: dict[str, dict[str, str]], notes: list[str]) -> float | None:
-    """`--stop`, else the `report.stop` every run logged from the sweep config; None = symmetric validation choice."""
+    """`--stop`, else the `report.stop` every run logged; None = the cross-fitted validation choice."""
     logged = {p.get("report.stop") for p in params.values()} - {None, "null", "None", ""}
     if config.stop is not None:
         if logged and logged != {str(config.stop)}:
@@ -94,21 +118,29 @@ def fixed_stop(config: ReportConfig, params: dict[str, dict[str, str]], notes: l
 
 
 def stop_table(
-    sweep: SweepData, params: dict[str, dict[str, str]], match: BaselineMatch, choices: dict[str, StopChoice | None]
+    sweep: SweepData,
+    params: dict[str, dict[str, str]],
+    choices: dict[str, StopChoice | None],
+    metric: str,
 ) -> pd.DataFrame:
     """One row per cell: compared cells at their comparison's stop, every other cell at its own best (display)."""
     rows = []
     for cell in sorted(params):
         choice = choices.get(cell)
         if choice is not None:
+            seeds = " ".join(f"{s}:{v:g}" for s, v in sorted(choice.seed_stops.items())) if not choice.agrees else ""
             rows.append(
-                {"cell": cell, STOP: choice.stop, "basis": choice.basis, "val_rank_at_1": choice.val_cell}
-                | {"val_baseline": choice.val_baseline}
+                {"cell": cell, STOP: choice.stop, "basis": choice.basis, "val": choice.val_cell}
+                | {"val_baseline": choice.val_baseline, "compared": True, "tied": choice.tied, "seed_stops": seeds}
             )
         else:
-            stop, basis, val = display_stop(sweep.metrics, cell)
-            rows.append({"cell": cell, STOP: stop, "basis": basis, "val_rank_at_1": val, "val_baseline": np.nan})
-    return pd.DataFrame(rows, columns=["cell", STOP, "basis", "val_rank_at_1", "val_baseline"])
+            stop, basis, val = display_stop(sweep.metrics, cell, metric)
+            rows.append(
+                {"cell": cell, STOP: stop, "basis": basis, "val": val, "val_baseline": np.nan}
+                | {"compared": False, "tied": False, "seed_stops": ""}
+            )
+    columns = ["cell", STOP, "basis", "val", "val_baseline", "compared", "tied", "seed_stops"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def analyse(client: MlflowClient, config: ReportConfig) -> ReportData:
@@ -136,12 +168,25 @@ def analyse(client: MlflowClient, config: ReportConfig) -> ReportData:
 
     rng = np.random.default_rng(config.seed)
     loader = PerQueryLoader(client)
+    metric, metric_why = primary_metric(config, params, notes)
     cells = summarise_cells(sweep, loader, config, notes)
     fixed = fixed_stop(config, params, notes)
-    choices = {cell: choose_stop(sweep.metrics, cell, base, fixed) for cell, base in match.pairs.items()}
-    comparisons = compare_all(sweep, loader, match.pairs, choices, config, rng, notes)
-    best = stop_table(sweep, params, match, choices)
-    aa = aa_check(sweep, loader, match.baselines, best, config, rng)
+    choices = {cell: choose_stop(sweep.metrics, cell, base, fixed, metric) for cell, base in match.pairs.items()}
+    comparisons = compare_all(sweep, loader, match.pairs, choices, config, rng, notes, metric)
+    base = base_model_family(sweep, loader, match.pairs, choices, config, (rng, notes, metric))
+    best = stop_table(sweep, params, choices, metric)
+    # A baseline compared by some cell is shown at that comparison's stop (the rows the verdict compares).
+    for cell, baseline in sorted(match.pairs.items()):
+        if choices.get(cell) is not None and baseline in set(best["cell"]):
+            at = best["cell"] == baseline
+            if not bool(best.loc[at, "compared"].iloc[0]):
+                best.loc[at, [STOP, "basis", "val", "compared"]] = [
+                    choices[cell].stop,
+                    f"the stop of its comparison with {cell}",
+                    choices[cell].val_baseline,
+                    True,
+                ]
+    aa = aa_check(sweep, loader, match.baselines, best, config, rng, metric)
     if loader.missing:
         notes.append(f"{len(loader.missing)} per-query table(s) were missing; their intervals and tests are blank")
     labels = sweep.runs.drop_duplicates("cell").set_index("cell")["cell_label"]
@@ -157,11 +202,15 @@ def analyse(client: MlflowClient, config: ReportConfig) -> ReportData:
         "baseline_spec": str(config.baseline),
         "labels": labels.to_dict(),
         "full_labels": full_labels,
-        "stop_rule": "fixed in advance" if fixed is not None else "validation rank@1 of both arms combined",
+        "stop_rule": "fixed in advance"
+        if fixed is not None
+        else f"val_{metric} of both arms (shared seeds, equal weights), each seed judged at the stop chosen without it",
+        "metric": metric,
+        "metric_why": metric_why,
         "stop_fixed": fixed,
     }
     info = _cell_info(sweep.runs, params, match)
-    tables = (cells, seeds, comparisons.table, comparisons.mcnemar, best, aa, info)
+    tables = (cells, seeds, comparisons.table, base, comparisons.mcnemar, best, aa, info)
     return ReportData(selection.name, meta, config, *tables, params, notes)
 
 

@@ -20,13 +20,16 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 
 from apex.core.errors import InputError
+from apex.report.clusters import QueryClusters
+from apex.report.config import REPORT_METRICS
 from apex.tracking import names
 
 log = logging.getLogger("apex.report")
 
-METRICS: tuple[str, ...] = ("rank_at_1", "recall_at_5", "recall_at_10", "mrr_at_10", "ndcg_at_10")
+METRICS: tuple[str, ...] = REPORT_METRICS
 SIZE_METRICS: tuple[str, ...] = ("n_queries", "corpus_size")
-VAL_METRIC = "val_rank_at_1"
+VAL_METRIC = "val_rank_at_1"  # the validation figure of the default primary metric
+VAL_METRICS: tuple[str, ...] = tuple(f"val_{m}" for m in METRICS)  # stops are chosen on val_<report.metric>
 STOP = "stop_fraction"
 # Stop fractions are floats logged by several runs; round so equal budgets group together.
 STOP_DECIMALS = 6
@@ -41,7 +44,7 @@ class SweepData:
     """Tidy tables of one sweep.
 
     runs:    run_id, cell, cell_label, seed, start_time, dataset_fingerprint
-    metrics: run_id, cell, seed, step, stop_fraction, <METRICS>, n_queries, corpus_size, val_rank_at_1
+    metrics: run_id, cell, seed, step, stop_fraction, <METRICS>, n_queries, corpus_size, val_<METRICS>
     params:  run_id -> flattened params (strings, as MLflow stores them)
     """
 
@@ -69,13 +72,13 @@ def _note(notes: list[str], message: str) -> None:
 
 def _metric_frame(client: MlflowClient, run: Run) -> pd.DataFrame:
     """One row per logged step of one run; the last value wins if a step was logged twice."""
-    keys = [k for k in (*METRICS, *SIZE_METRICS, VAL_METRIC, STOP) if k in run.data.metrics]
+    keys = [k for k in (*METRICS, *SIZE_METRICS, *VAL_METRICS, STOP) if k in run.data.metrics]
     columns: dict[str, pd.Series] = {}
     for key in keys:
         history = sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: (m.step, m.timestamp))
         columns[key] = pd.Series({m.step: m.value for m in history}, dtype="float64")
     frame = pd.DataFrame(columns)
-    for key in (*METRICS, *SIZE_METRICS, VAL_METRIC, STOP):
+    for key in (*METRICS, *SIZE_METRICS, *VAL_METRICS, STOP):
         if key not in frame:
             frame[key] = np.nan
     frame.index.name = "step"
@@ -215,7 +218,17 @@ def parse_per_query(payload: object, source: str) -> pd.DataFrame:
             "query_id appears twice (was the table logged twice?)", file=source, record=query, field="query_id"
         )
     kept = ["query_id", "gold_rank", *present]
+    if "relevant_docs" in columns:  # apex.eval >= issue 18: every relevant id, tab-joined (clusters of queries)
+        frame["relevant_docs"] = frame["relevant_docs"].fillna("").astype(str)
+        kept.append("relevant_docs")
     return frame[kept].sort_values("query_id", kind="stable").reset_index(drop=True)
+
+
+def clusters_of(table: pd.DataFrame) -> QueryClusters | None:
+    """Queries of `table` (in its row order) linked by shared relevant documents; None when not logged."""
+    if "relevant_docs" not in table:
+        return None
+    return QueryClusters.from_relevant(table["relevant_docs"].tolist())
 
 
 class PerQueryLoader:

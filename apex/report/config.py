@@ -16,6 +16,9 @@ from apex.core.errors import ConfigError
 from apex.core.schema import read_dataclass
 
 DEFAULT_TRACKING_URI = "sqlite:///experiments/mlflow.db"
+COMMITTED_ROOT = "reports"  # the tracked folder `--commit` writes to
+# The per-query metrics the report reads (apex.eval's names); any of them can be the primary metric (report.metric).
+REPORT_METRICS: tuple[str, ...] = ("rank_at_1", "recall_at_5", "recall_at_10", "mrr_at_10", "ndcg_at_10")
 # The two hyper-parameters of the heatmap.
 LR_PARAM = "training.lr"
 LORA_R_PARAM = "training.lora.r"
@@ -47,15 +50,24 @@ class SweepReportConfig:
     """The `report` group of a run's config: how the report will judge the sweep, fixed before the test set is read.
 
     - stop: the stop fraction (0, 1] every comparison is judged at; None = the trained stop point with the best
-      validation rank@1 of both arms combined (apex.report.stops). Every run logs it as the param `report.stop`,
-      and `python -m apex.report` uses it unless `--stop` overrides it.
+      validation figure of both arms' shared seeds, cross-fitted over seeds (apex.report.stops). Every run logs it
+      as the param `report.stop`, and `python -m apex.report` uses it unless `--stop` overrides it.
+    - metric: the primary metric every verdict, interval, MDE and plan is computed on (one of REPORT_METRICS);
+      None = the dataset's own: nDCG@10 for a BEIR folder (`dataset.name=beir`, graded judgements: what BEIR and
+      MTEB rank by), rank@1 otherwise (SQuAD's one gold paragraph per question: the paper's metric). Logged as the
+      param `report.metric`; `--metric` overrides it (and the report says so).
     """
 
     stop: float | None = None
+    metric: str | None = None
 
     def validate(self) -> None:
         if self.stop is not None and not 0.0 < self.stop <= 1.0:
             raise ConfigError("report.stop", f"must be a trained stop fraction in (0, 1] or null, got {self.stop}")
+        if self.metric is not None and self.metric not in REPORT_METRICS:
+            raise ConfigError(
+                "report.metric", f"must be one of {', '.join(REPORT_METRICS)} or null, got {self.metric!r}"
+            )
 
     @classmethod
     def from_cfg(cls, section: Mapping[str, Any] | None, key: str = "report") -> SweepReportConfig:
@@ -117,8 +129,10 @@ class ReportConfig:
     name: str | None = None  # report name (folder under out_root); default: the sweep parent's run name
     baseline: BaselineSpec = field(default_factory=lambda: BaselineSpec.parse("erm.name=none,sampler.name=in_batch"))
     ignore_params: tuple[str, ...] = DEFAULT_IGNORE_PARAMS
-    out_root: str = "reports"
-    stop: float | None = None  # report.stop: the stop fraction fixed in advance; None = symmetric validation choice
+    out_root: str = "experiments/reports"  # git-ignored: a report never dirties the tracked tree
+    commit: bool = False  # write under reports/ (tracked) instead, to commit the report with the code
+    stop: float | None = None  # report.stop: the stop fraction fixed in advance; None = cross-fitted validation choice
+    metric: str | None = None  # report.metric: the primary metric; None = the runs' report.metric, else the dataset's
     n_permutations: int = 10000
     confidence: float = 0.95
     alpha: float = 0.05
@@ -143,6 +157,10 @@ class ReportConfig:
             values["ignore_params"] = tuple(p.strip() for p in values["ignore_params"].split(",") if p.strip())
         elif "ignore_params" in values:
             values["ignore_params"] = tuple(values["ignore_params"])
+        if "confidence" not in values:  # the tables' intervals at the test's level unless asked otherwise
+            values["confidence"] = 1.0 - float(values.get("alpha", 0.05))
+        if values.get("commit") and "out_root" not in values:
+            values["out_root"] = COMMITTED_ROOT
         config = cls(**values)
         config.validate()
         return config
@@ -170,6 +188,8 @@ class ReportConfig:
         for option, value in (("confidence", self.confidence), ("alpha", self.alpha), ("power", self.power)):
             if not isinstance(value, int | float) or not 0.0 < float(value) < 1.0:
                 raise ReportConfigError(f"{option}: must lie strictly between 0 and 1, got {value!r}")
+        if self.metric is not None and self.metric not in REPORT_METRICS:
+            raise ReportConfigError(f"metric: must be one of {', '.join(REPORT_METRICS)}, got {self.metric!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             raise ReportConfigError(f"seed: must be a non-negative integer, got {self.seed!r}")
         if not all(isinstance(p, str) and p for p in self.ignore_params):

@@ -1,4 +1,6 @@
-"""Figures (matplotlib, Agg): rank@1 by stop point, per-seed points, differences from baseline, lr × LoRA rank.
+"""Figures (matplotlib, Agg), all on the primary metric: the paired difference from the baseline by stop point (the
+main picture), each seed's two arms joined, the metric by stop point, lr × LoRA rank. One colour per configuration
+throughout; the chosen stop is marked.
 
 Every figure carries the corpus size, the query count and the seed count in its subtitle: rank@1 depends strongly
 on corpus size, so a bare number would mislead.
@@ -20,6 +22,7 @@ import pandas as pd
 from apex.report.baseline import is_ignored
 from apex.report.collect import STOP
 from apex.report.config import LORA_R_PARAM, LR_PARAM
+from apex.report.tables import METRIC_NAMES
 
 if TYPE_CHECKING:
     from apex.report.build import ReportData
@@ -29,12 +32,25 @@ _DPI = 120
 
 
 def _subtitle(data: ReportData) -> str:
-    rank = data.cells[data.cells["metric"] == "rank_at_1"]
+    rank = data.cells[data.cells["metric"] == data.meta["metric"]]
     corpus = rank["corpus_size"].min()
     queries = rank["n_queries"].min()
     corpus_text = f"{int(corpus):,}" if np.isfinite(corpus) else "?"
     query_text = f"{int(queries):,}" if np.isfinite(queries) else "?"
-    return f"corpus {corpus_text} docs · {query_text} test queries · up to {int(rank['n_seeds'].max())} seeds per cell"
+    return f"corpus {corpus_text} docs · {query_text} test queries · up to {int(rank['n_seeds'].max())} seeds per arm"
+
+
+def arm_colors(data: ReportData) -> dict[str, str]:
+    """One colour per configuration, the same in every figure (matplotlib's tab10 cycle, by sorted cell)."""
+    return {cell: f"C{i % 10}" for i, cell in enumerate(sorted(data.cell_info["cell"]))}
+
+
+def _name(data: ReportData) -> str:
+    return METRIC_NAMES[str(data.meta["metric"])]
+
+
+def _scale(data: ReportData) -> float:
+    return 100.0  # percentages for rates, score × 100 for nDCG/MRR: the points every table uses
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
@@ -49,79 +65,128 @@ def _jitter(n: int, width: float) -> np.ndarray:
     return np.linspace(-width, width, n) if n > 1 else np.zeros(1)
 
 
-def rank_by_stop(data: ReportData, path: Path) -> Path:
-    """Mean rank@1 against stop point per cell, with the interval as a band and each seed as a point."""
-    rank = data.cells[data.cells["metric"] == "rank_at_1"]
+def metric_by_stop(data: ReportData, path: Path) -> Path:
+    """Mean of the primary metric against stop point per arm, each seed as a labelled point (no bands)."""
+    metric, colors = str(data.meta["metric"]), arm_colors(data)
+    rank = data.cells[data.cells["metric"] == metric]
     fig, ax = plt.subplots(figsize=(8, 5))
     span = max(float(rank[STOP].max() - rank[STOP].min()), 1.0)
-    for i, (_, group) in enumerate(rank.groupby("cell", sort=True)):
+    for cell, group in rank.groupby("cell", sort=True):
         group = group.sort_values(STOP)
-        color = f"C{i % 10}"
+        color = colors.get(cell, "C0")
         x = group[STOP].to_numpy()
         ax.plot(x, 100 * group["mean"], marker="o", color=color, label=group["cell_label"].iloc[0])
-        if group["ci_low"].notna().any():
-            ax.fill_between(x, 100 * group["ci_low"], 100 * group["ci_high"], color=color, alpha=0.15, linewidth=0)
         for stop, values in zip(x, group["values"], strict=True):
             offsets = _jitter(len(values), 0.012 * span)
             ax.scatter(stop + offsets, 100 * np.asarray(values), color=color, s=10, alpha=0.6, zorder=3)
-    ax.set_xlabel("stop point (fraction of the training budget; 0 = zero-shot)")
-    ax.set_ylabel("rank@1 (%)")
-    ax.set_title("rank@1 by stop point: mean, 95% interval band, seeds as points\n" + _subtitle(data), fontsize=10)
+    _mark_chosen(ax, data)
+    ax.set_xlabel("stop point (fraction of the training budget; 0 = zero-shot base model)")
+    ax.set_ylabel(f"{_name(data)} (× 100)")
+    ax.set_title(
+        f"{_name(data)} by stop point: mean of seeds (line), each seed (dots)\n" + _subtitle(data), fontsize=10
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     return _save(fig, path)
 
 
-def seeds_at_best(data: ReportData, path: Path) -> Path:
-    """Each cell at its best stop point: mean with interval, and every seed's value beside it."""
-    rank = data.cells[data.cells["metric"] == "rank_at_1"].merge(data.best[["cell", STOP]], on=["cell", STOP])
-    rank = rank.sort_values("cell_label").reset_index(drop=True)
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(rank) + 2), 5))
-    for i, row in rank.iterrows():
-        mean = 100 * row["mean"]
-        if np.isfinite(row["ci_low"]):
-            err = [[mean - 100 * row["ci_low"]], [100 * row["ci_high"] - mean]]
-            ax.errorbar(i - 0.12, mean, yerr=err, fmt="o", color="black", capsize=4)
-        else:
-            ax.plot(i - 0.12, mean, "o", color="black")
-        values = 100 * np.asarray(row["values"])
-        ax.scatter(i + 0.12 + _jitter(values.size, 0.06), values, color="C0", s=18, alpha=0.8)
-    ax.set_xticks(range(len(rank)))
-    ax.set_xticklabels(
-        [f"{lbl}\n(stop {s:g})" for lbl, s in zip(rank["cell_label"], rank[STOP], strict=True)], fontsize=7
-    )
-    ax.set_ylabel("rank@1 (%)")
+def _mark_chosen(ax: plt.Axes, data: ReportData) -> None:
+    """A dashed vertical line at each compared configuration's chosen stop, labelled (and 'tie' when it was one)."""
+    compared = data.best[data.best["compared"].astype(bool)]
+    for stop, group in compared.groupby(STOP):
+        tie = " (tie: earliest)" if group["tied"].astype(bool).any() else ""
+        ax.axvline(stop, color="grey", linestyle="--", linewidth=1)
+        ax.annotate(
+            f"chosen stop{tie}",
+            (stop, 1.0),
+            xycoords=("data", "axes fraction"),
+            fontsize=7,
+            ha="right",
+            va="top",
+            rotation=90,
+            color="grey",
+        )
+
+
+def seeds_paired(data: ReportData, path: Path) -> Path:
+    """Each comparison at its chosen stop: every seed's configuration and baseline joined by a line, seed labelled."""
+    metric, colors, labels = str(data.meta["metric"]), arm_colors(data), data.meta["labels"]
+    primary = data.comparisons[data.comparisons["role"] == "primary"] if len(data.comparisons) else data.comparisons
+    seeds = data.seeds
+    fig, ax = plt.subplots(figsize=(max(6, 2.5 * max(len(primary), 1) + 2), 5))
+    ticks, names = [], []
+    for i, row in enumerate(primary.to_dict(orient="records")):
+        left, right = 2 * i, 2 * i + 1
+        for position, cell in ((left, row["baseline"]), (right, row["cell"])):
+            ticks.append(position)
+            names.append(f"{labels.get(cell, cell)}")
+        stops = dict(s.split(":") for s in row["seed_stops"].split()) if row["seed_stops"] else {}
+        for seed in sorted(set(seeds.loc[seeds["cell"] == row["cell"], "seed"])):
+            stop = float(stops.get(str(seed), row[STOP]))
+            at = seeds[(seeds["seed"] == seed) & np.isclose(seeds[STOP], stop)]
+            base = at.loc[at["cell"] == row["baseline"], metric]
+            mine = at.loc[at["cell"] == row["cell"], metric]
+            if base.empty or mine.empty:
+                continue
+            y = (100 * float(base.iloc[0]), 100 * float(mine.iloc[0]))
+            ax.plot([left, right], y, color="grey", linewidth=0.8, zorder=1)
+            ax.scatter([left], [y[0]], color=colors.get(row["baseline"], "C1"), s=30, zorder=2)
+            ax.scatter([right], [y[1]], color=colors.get(row["cell"], "C0"), s=30, zorder=2)
+            ax.annotate(f"seed {seed}", (right, y[1]), xytext=(6, 0), textcoords="offset points", fontsize=7)
+    ax.set_xticks(ticks, names, fontsize=7)
+    ax.set_xlim(-0.6, max(ticks, default=1) + 0.9)
+    ax.set_ylabel(f"{_name(data)} (× 100)")
     ax.set_title(
-        "rank@1 at each cell's best stop point: mean ± interval (black), seeds (blue)\n" + _subtitle(data), fontsize=10
+        f"{_name(data)} per seed at the chosen stop; a line joins one seed's two models\n"
+        + _subtitle(data),
+        fontsize=10,
     )
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
 
 
 def diff_by_stop(data: ReportData, path: Path) -> Path:
-    """rank@1 difference from the baseline against stop point, its unadjusted interval, ± MDE at the primary stop."""
-    comp = data.comparisons
-    labels = data.meta["labels"]
+    """The main picture: paired difference from the baseline by stop point with its interval; chosen stop marked."""
+    comp, colors, labels = data.comparisons, arm_colors(data), data.meta["labels"]
     fig, ax = plt.subplots(figsize=(8, 5))
-    drawn_mde = False
-    for i, (cell, group) in enumerate(comp.groupby("cell", sort=True)):
-        group = group.sort_values(STOP)
-        color = f"C{i % 10}"
-        x = group[STOP].to_numpy()
-        ax.plot(x, 100 * group["diff"], marker="o", color=color, label=f"{labels.get(cell, cell)}")
-        if group["ci_low"].notna().any():
-            ax.fill_between(x, 100 * group["ci_low"], 100 * group["ci_high"], color=color, alpha=0.15, linewidth=0)
-        primary = group[(group["role"] == "primary") & group["mde"].notna()]
-        for row in primary.to_dict(orient="records"):
-            bar = ax.errorbar(row[STOP], 0.0, yerr=100 * row["mde"], fmt="none", color=color, capsize=6)
-            bar[2][0].set_linestyle(":")
-            drawn_mde = True
+    cells = sorted(comp["cell"].unique())
+    for i, cell in enumerate(cells):
+        group = comp[comp["cell"] == cell].sort_values(STOP)
+        color = colors.get(cell, "C0")
+        shift = 0.012 * (i - (len(cells) - 1) / 2)  # side by side, never overlapping
+        x = group[STOP].to_numpy() + shift
+        low = (group["diff"] - group["ci_low"]).to_numpy()
+        high = (group["ci_high"] - group["diff"]).to_numpy()
+        ax.errorbar(
+            x,
+            100 * group["diff"],
+            yerr=100 * np.vstack([low, high]),
+            fmt="-o",
+            color=color,
+            capsize=4,
+            label=f"{labels.get(cell, cell)} − {labels.get(group['baseline'].iloc[0], '')}",
+        )
+        chosen = group[group["role"] == "primary"]
+        ax.scatter(
+            chosen[STOP] + shift,
+            100 * chosen["diff"],
+            marker="*",
+            s=220,
+            color=color,
+            zorder=4,
+            edgecolor="black",
+            label="chosen stop (the verdict's row)" if i == 0 else None,
+        )
     ax.axhline(0.0, color="black", linewidth=0.8)
-    ax.set_xlabel("stop point (fraction of the training budget; 0 = zero-shot)")
-    ax.set_ylabel("Δ rank@1 vs baseline (points)")
-    title = "difference from baseline: unadjusted interval band (seeds × queries)\n"
-    title += "bar around 0 at the primary stop: ± minimum detectable effect\n" if drawn_mde else ""
-    ax.set_title(title + _subtitle(data), fontsize=10)
+    _mark_chosen(ax, data)
+    ax.set_xlabel("stop point (fraction of the training budget; 0 = zero-shot, the same model in both arms)")
+    ax.set_ylabel(f"Δ {_name(data)} vs baseline (points)")
+    ax.set_title(
+        f"paired difference in {_name(data)}, configuration − baseline, with its unadjusted"
+        f" {100 * data.config.confidence:.0f}% interval\n(seeds × queries crossed; ★ = chosen stop) · "
+        + _subtitle(data),
+        fontsize=9,
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     return _save(fig, path)
@@ -142,7 +207,7 @@ def _group_title(label: str) -> str:
 
 def heatmap_groups(data: ReportData) -> list[tuple[str, pd.DataFrame]]:
     """Cells grouped by every non-ignored param except lr and LoRA rank; groups with a grid worth drawing."""
-    rank = data.cells[data.cells["metric"] == "rank_at_1"].merge(data.best[["cell", STOP]], on=["cell", STOP])
+    rank = data.cells[data.cells["metric"] == data.meta["metric"]].merge(data.best[["cell", STOP]], on=["cell", STOP])
     rows = []
     for row in rank.to_dict(orient="records"):
         params = data.params[row["cell"]]
@@ -191,8 +256,8 @@ def heatmap(data: ReportData, path: Path) -> Path | None:
         ax.set_xlabel(LR_PARAM)
         ax.set_ylabel(LORA_R_PARAM)
         ax.set_title(title, fontsize=8)
-        fig.colorbar(image, ax=ax, label="rank@1 (%)")
-    fig.suptitle("mean rank@1 at the best stop point\n" + _subtitle(data), fontsize=10)
+        fig.colorbar(image, ax=ax, label=f"{_name(data)} (× 100)")
+    fig.suptitle(f"mean {_name(data)} at each configuration's stop point\n" + _subtitle(data), fontsize=10)
     return _save(fig, path)
 
 
@@ -200,12 +265,12 @@ def write_figures(data: ReportData, out_dir: Path) -> list[Path]:
     """Every figure into `out_dir/figures/`; returns the written paths."""
     folder = out_dir / "figures"
     folder.mkdir(parents=True, exist_ok=True)
-    written = [
-        rank_by_stop(data, folder / "rank_at_1_by_stop.png"),
-        seeds_at_best(data, folder / "rank_at_1_seeds.png"),
-    ]
-    if not data.comparisons.empty:
-        written.append(diff_by_stop(data, folder / "diff_vs_baseline.png"))
+    metric = str(data.meta["metric"])
+    written = []
+    if not data.comparisons.empty:  # the main picture first
+        written.append(diff_by_stop(data, folder / f"{metric}_diff_by_stop.png"))
+        written.append(seeds_paired(data, folder / f"{metric}_seeds_paired.png"))
+    written.append(metric_by_stop(data, folder / f"{metric}_by_stop.png"))
     grid = heatmap(data, folder / "heatmap_lr_lora_r.png")
     if grid is not None:
         written.append(grid)

@@ -7,20 +7,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from apex.report.basemodel import standing
 from apex.report.collect import METRICS, STOP
 from apex.report.compare import VERDICTS
-from apex.report.tables import fmt_count, fmt_p, fmt_pct, fmt_points, results_frame
+from apex.report.headline import headline, verdict
+from apex.report.tables import METRIC_NAMES, fmt_ci, fmt_count, fmt_metric, fmt_p, fmt_pct, fmt_points, results_frame
+
+__all__ = ["headline", "render", "verdict"]
 
 if TYPE_CHECKING:
     from apex.report.build import ReportData
-
-METRIC_NAMES = {
-    "rank_at_1": "rank@1",
-    "recall_at_5": "recall@5",
-    "recall_at_10": "recall@10",
-    "mrr_at_10": "MRR@10",
-    "ndcg_at_10": "nDCG@10",
-}
 
 
 def _cell(text: object) -> str:
@@ -43,85 +39,7 @@ def _points(value: float) -> str:
     return fmt_points(value).lstrip("+")
 
 
-def _ci(low: float, high: float) -> str:
-    return f"[{fmt_points(low)}, {fmt_points(high)}]" if np.isfinite(low) else "n/a"
-
-
-def verdict(row: dict[str, object], alpha: float, power: float) -> str:
-    """Plain words for one primary comparison, matching its numbers (verdict, adjusted interval, MDE)."""
-    kind = str(row["verdict"])
-    diff = float(row["diff"])
-    direction = "better" if diff > 0 else "worse"
-    m = int(row.get("family_size", 1) or 1)
-    family = f"the {m} primary comparisons" if m > 1 else "the single primary comparison"
-    if kind == "untested":
-        return "The per-query tables are missing, so there is no paired test; only the seed-level figures stand."
-    p_raw, p_holm = fmt_p(float(row["p_crossed"])), fmt_p(float(row["p_crossed_holm"]))
-    if kind == "significant":
-        text = f"It is **{direction}** than its baseline: significant after Holm correction over {family}."
-        if float(row["ci_adj_low"]) <= 0.0 <= float(row["ci_adj_high"]):
-            text += " (The Bonferroni interval, more conservative than Holm's step-down test, still touches 0.)"
-    elif kind == "inconclusive after correction":
-        text = (
-            f"**Inconclusive after correction**: p = {p_raw} is below α = {alpha:g} on its own, but not after Holm"
-            f" correction over {family} (Holm p = {p_holm}). A lead to confirm with more seeds or a single"
-            " pre-planned comparison, not a finding."
-        )
-    else:
-        text = f"**No significant difference** (p = {p_raw}, Holm {p_holm})."
-    mde, level = float(row.get("mde", np.nan)), float(row.get("mde_level", np.nan))
-    design = f"{int(row['n_seeds'])} seed(s) × {fmt_count(float(row['n_queries']))} queries"
-    if kind != "significant" and np.isfinite(mde):
-        text += (
-            f" This design ({design}) detects a true difference of {_points(mde)} points with"
-            f" {100 * power:.0f}% power at the corrected level α/{m} = {level:.3g} (minimum detectable effect of"
-            " this test)"
-        )
-        text += (
-            ": the observed difference is smaller, so this sweep cannot tell it from noise; it needs more seeds or"
-            " queries (see `python -m apex.report plan`), not a conclusion of 'no effect'."
-            if abs(diff) < mde
-            else "."
-        )
-    elif kind != "significant":
-        text += " With one seed no minimum detectable effect covers training randomness."
-    if not bool(row.get("seed_covered", True)):
-        text += " Only one seed: the test covers query sampling, not training randomness."
-    return text
-
-
-def headline(data: ReportData) -> list[str]:
-    """One paragraph per compared configuration, at the stop point fixed before the test figures were read."""
-    comparisons = data.comparisons
-    primary = comparisons[comparisons["role"] == "primary"] if len(comparisons) else comparisons
-    if primary.empty:
-        return [f"No configuration could be compared with a baseline ({data.config.baseline}); see the notes."]
-    best = data.best.set_index("cell")
-    labels = data.meta["labels"]
-    paragraphs = []
-    for _, row in primary.iterrows():
-        cell = row["cell"]
-        basis = best.loc[cell, "basis"] if cell in best.index else "?"
-        m = int(row["family_size"]) if np.isfinite(float(row["family_size"])) else 1
-        level = f"{100 * (1 - data.config.alpha):.0f}%"
-        interval = _ci(row["ci_adj_low"], row["ci_adj_high"])
-        unadjusted = f"unadjusted {100 * data.config.confidence:.0f}% interval {_ci(row['ci_low'], row['ci_high'])}"
-        intervals = (
-            f"{level} interval adjusted for {m} comparisons (Bonferroni) {interval}; {unadjusted}"
-            if m > 1
-            else f"{level} interval {interval}"
-        )
-        paragraphs.append(
-            f"**{labels.get(cell, cell)}** against **{labels.get(row['baseline'], row['baseline'])}** at stop point "
-            f"{row[STOP]:g} ({basis}): rank@1 {fmt_pct(row['mean_cell'])} vs {fmt_pct(row['mean_baseline'])}, "
-            f"a difference of **{fmt_points(row['diff'])} points** ({intervals}). "
-            f"Primary test, seeds and queries as crossed random factors: p = {fmt_p(row['p_crossed'])} "
-            f"(Holm {fmt_p(row['p_crossed_holm'])}, BH {fmt_p(row['p_crossed_bh'])}); "
-            f"{int(row['n_seeds'])} seed(s) × {fmt_count(row.get('n_queries', np.nan))} queries, corpus of "
-            f"{fmt_count(row['corpus_size'])} documents. "
-            + verdict(row.to_dict(), data.config.alpha, data.config.power)
-        )
-    return paragraphs
+_ci = fmt_ci
 
 
 def _cells_table(data: ReportData) -> str:
@@ -139,24 +57,38 @@ def _cells_table(data: ReportData) -> str:
     return _table(header, rows)
 
 
-def _primary_table(data: ReportData) -> str:
-    labels = data.meta["labels"]
-    header = ["configuration", "baseline", "stop", "Δ rank@1 (pts)", "adjusted interval", "unadjusted interval"]
-    header += ["p (Holm, BH)", "verdict", "MDE (level)"]
+def _mde_text(r: dict[str, object]) -> str:
+    if r["verdict"] == "untested":
+        return "n/a"
+    if np.isfinite(float(r["mde"])):
+        return f"{_points(float(r['mde']))} (α {float(r['mde_level']):.2g})"
+    return "n/a (fewer than 2 seeds)" if int(r["n_seeds"]) < 2 else "n/a (no variation)"
+
+
+def _units(r: dict[str, object]) -> str:
+    queries, clusters = fmt_count(float(r["n_queries"])), fmt_count(float(r["n_clusters"]))
+    return f"{int(r['n_seeds'])} × {queries} / {clusters}"
+
+
+def _primary_table(data: ReportData, role: str = "primary") -> str:
+    labels, name = data.meta["labels"], METRIC_NAMES[data.meta["metric"]]
+    table = data.comparisons if role == "primary" else data.base
+    header = ["configuration", "against", "stop", f"Δ {name} (pts)", "adjusted interval", "unadjusted interval"]
+    header += ["p (Holm, BH)", "verdict", "MDE (level)", "seeds × queries / clusters"]
     rows = []
-    for r in data.comparisons[data.comparisons["role"] == "primary"].to_dict(orient="records"):
-        mde = f"{_points(r['mde'])} (α {r['mde_level']:.2g})" if np.isfinite(r["mde"]) else "n/a (one seed)"
+    for r in table[table["role"] == role].to_dict(orient="records"):
         rows.append(
             [
                 labels.get(r["cell"], r["cell"]),
                 labels.get(r["baseline"], r["baseline"]),
-                f"{r[STOP]:g}",
+                f"{r[STOP]:g}" + (f" (seeds {r['seed_stops']})" if r["seed_stops"] else ""),
                 fmt_points(r["diff"]),
                 _ci(r["ci_adj_low"], r["ci_adj_high"]),
                 _ci(r["ci_low"], r["ci_high"]),
                 f"{fmt_p(r['p_crossed'])} ({fmt_p(r['p_crossed_holm'])}, {fmt_p(r['p_crossed_bh'])})",
-                r["verdict"],
-                mde if r["verdict"] != "untested" else "n/a",
+                r["verdict"] if role == "primary" else standing(r, data.config.alpha),
+                _mde_text(r),
+                _units(r),
             ]
         )
     return _table(header, rows)
@@ -216,30 +148,50 @@ def _mcnemar_table(data: ReportData) -> str:
 
 
 def _best_table(data: ReportData) -> str:
-    labels = data.meta["labels"]
+    labels, metric = data.meta["labels"], str(data.meta["metric"])
     rows = []
     for r in data.best.to_dict(orient="records"):
-        val = fmt_pct(r["val_rank_at_1"]) if pd.notna(r["val_rank_at_1"]) else "not logged"
-        base = fmt_pct(r["val_baseline"]) if pd.notna(r["val_baseline"]) else ""
-        rows.append([labels.get(r["cell"], r["cell"]), f"{r[STOP]:g}", r["basis"], val, base])
-    return _table(["configuration", "stop", "chosen by", "val rank@1", "baseline's val rank@1"], rows)
+        val = fmt_metric(r["val"], metric) if pd.notna(r["val"]) else "not logged"
+        base = fmt_metric(r["val_baseline"], metric) if pd.notna(r["val_baseline"]) else ""
+        how = r["basis"] + (" — a tie, the earliest of equal scores" if r["tied"] else "")
+        how += f"; seeds judged at {r['seed_stops']}" if r["seed_stops"] else ""
+        rows.append([labels.get(r["cell"], r["cell"]), f"{r[STOP]:g}", how, val, base])
+    name = METRIC_NAMES[metric]
+    return _table(["configuration", "stop", "chosen by", f"val {name}", f"baseline's val {name}"], rows)
 
 
 def _comparison_sections(data: ReportData) -> list[str]:
     """The primary comparisons, every stop point with the secondary tests, McNemar per seed."""
-    return [
-        "## Primary comparisons (rank@1)",
+    name = METRIC_NAMES[data.meta["metric"]]
+    parts = [
+        f"## Primary comparisons ({name})",
         "",
-        "One per configuration, at its stop point above. Δ in points (configuration − baseline). Primary test: "
-        "seeds and queries as crossed random factors (docs/report.md). Holm (family-wise) and BH (false "
-        "discovery rate) over these rows only. Adjusted interval: Bonferroni over these rows, the level of the "
-        f"verdict; unadjusted: {100 * data.config.confidence:.0f}% for this row alone. MDE: the true difference "
-        f"this test detects with {100 * data.config.power:.0f}% power at the corrected level.",
+        "One per configuration, at its stop point above. Δ in points (configuration − baseline; nDCG and MRR "
+        "× 100). Primary test: seeds and queries as crossed random factors, queries that share relevant documents "
+        "counted as clusters (docs/report.md). Holm (family-wise) and BH (false discovery rate) over these rows "
+        "only. Adjusted interval: Bonferroni over these rows, the level of the verdict; unadjusted: "
+        f"{100 * data.config.confidence:.0f}% for this row alone. MDE: the true difference this test detects with "
+        f"{100 * data.config.power:.0f}% power at the corrected level, from the 95% upper confidence limits of the "
+        "variance components.",
         "",
         _primary_table(data),
         "",
         "Verdicts: " + "; ".join(f"**{key}**: {text}" for key, text in VERDICTS.items()) + ".",
         "",
+    ]
+    if data.base is not None and not data.base.empty:
+        parts += [
+            "## Against the base model (step 0)",
+            "",
+            "Each arm at its comparison's stop against the zero-shot model it was fine-tuned from, with the same "
+            "crossed test; Holm and BH over these rows, a family of its own. above / below: significant after Holm; "
+            "unmoved: not distinguishable from the base model.",
+            "",
+            _primary_table(data, "base model"),
+            "",
+        ]
+    return [
+        *parts,
         "## Every stop point, and the secondary tests",
         "",
         "Unadjusted. p crossed: the primary test at that stop point (exploratory off the chosen stop). p pooled: "
@@ -249,10 +201,11 @@ def _comparison_sections(data: ReportData) -> list[str]:
         "",
         _other_table(data),
         "",
-        "### Exact McNemar test per seed",
-        "",
-        _mcnemar_table(data),
-        "",
+        *(
+            ["### Exact McNemar test per seed", "", _mcnemar_table(data), ""]
+            if data.meta["metric"] == "rank_at_1"
+            else []
+        ),
     ]
 
 
@@ -281,7 +234,7 @@ def render(data: ReportData, figures: list[str]) -> str:
         "## Metrics by configuration and stop point",
         "",
         f"Percentages; mean ± standard deviation over seeds (points), then the {100 * data.config.confidence:.0f}% "
-        "interval with seeds and queries as crossed random factors. ★ marks the stop point of the table above.",
+        "interval with seeds and queries as crossed random factors. ★ marks the rows the verdict compares.",
         "",
         _cells_table(data),
         "",

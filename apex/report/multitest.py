@@ -1,4 +1,4 @@
-"""Multiple-comparison corrections over every comparison in a report.
+"""Multiple-comparison corrections over a family of comparisons (statsmodels and scipy compute them).
 
 Both take raw p-values (NaN allowed: a test that could not run) and return adjusted p-values in the same order;
 NaNs stay NaN and do not count towards the family size m.
@@ -15,45 +15,29 @@ dependent tests). Under the global null it also bounds the family-wise rate by a
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
 
 
-def _finite(pvalues: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _adjust(pvalues: np.ndarray, adjust: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     p = np.asarray(pvalues, dtype=np.float64).ravel()
-    if np.any((p[~np.isnan(p)] < 0) | (p[~np.isnan(p)] > 1)):
+    ok = ~np.isnan(p)
+    if np.any((p[ok] < 0) | (p[ok] > 1)):
         raise ValueError("p-values must lie in [0, 1]")
-    return p, ~np.isnan(p)
+    out = np.full(p.shape, np.nan)
+    if ok.any():
+        out[ok] = adjust(p[ok])
+    return out
 
 
 def holm(pvalues: np.ndarray) -> np.ndarray:
     """Holm step-down adjusted p-values (family-wise), same shape and order as the input."""
-    p, ok = _finite(pvalues)
-    out = np.full(p.shape, np.nan)
-    q = p[ok]
-    m = q.size
-    if m == 0:
-        return out
-    order = np.argsort(q, kind="stable")
-    scaled = (m - np.arange(m)) * q[order]  # (m - i + 1) * p_(i), i 1-based
-    adjusted = np.minimum(1.0, np.maximum.accumulate(scaled))
-    result = np.empty(m)
-    result[order] = adjusted
-    out[ok] = result
-    return out
+    return _adjust(pvalues, lambda p: multipletests(p, method="holm")[1])
 
 
 def benjamini_hochberg(pvalues: np.ndarray) -> np.ndarray:
     """Benjamini-Hochberg step-up adjusted p-values (false discovery rate), same order as the input."""
-    p, ok = _finite(pvalues)
-    out = np.full(p.shape, np.nan)
-    q = p[ok]
-    m = q.size
-    if m == 0:
-        return out
-    order = np.argsort(q, kind="stable")
-    scaled = q[order] * m / np.arange(1, m + 1)
-    adjusted = np.minimum(1.0, np.minimum.accumulate(scaled[::-1])[::-1])
-    result = np.empty(m)
-    result[order] = adjusted
-    out[ok] = result
-    return out
+    return _adjust(pvalues, lambda p: stats.false_discovery_control(p, method="bh"))

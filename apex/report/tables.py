@@ -12,38 +12,12 @@ import numpy as np
 import pandas as pd
 
 from apex.report.collect import METRICS, STOP
+from apex.report.rows import EXPORTED
 
 if TYPE_CHECKING:
     from apex.report.build import ReportData
 
-COMPARISON_COLUMNS = (
-    "baseline",
-    "role",
-    "verdict",
-    "diff",
-    "ci_low",
-    "ci_high",
-    "ci_adj_low",
-    "ci_adj_high",
-    "se",
-    "p_crossed",
-    "p_crossed_holm",
-    "p_crossed_bh",
-    "family_size",
-    "mde",
-    "mde_level",
-    "var_seed",
-    "var_query",
-    "var_resid",
-    "n_pairs",
-    "n10",
-    "n01",
-    "discordance",
-    "p_pooled",
-    "p_heterogeneity",
-    "cohens_h",
-    "odds_ratio",
-)
+COMPARISON_COLUMNS = EXPORTED  # apex.report.rows names every column once
 
 
 def fmt_pct(value: float, digits: int = 1) -> str:
@@ -52,6 +26,27 @@ def fmt_pct(value: float, digits: int = 1) -> str:
 
 def fmt_points(value: float, digits: int = 1) -> str:
     return "n/a" if value is None or not np.isfinite(value) else f"{100 * value:+.{digits}f}"
+
+
+METRIC_NAMES = {
+    "rank_at_1": "rank@1",
+    "recall_at_5": "recall@5",
+    "recall_at_10": "recall@10",
+    "mrr_at_10": "MRR@10",
+    "ndcg_at_10": "nDCG@10",
+}
+
+
+def fmt_ci(low: float, high: float) -> str:
+    """An interval of a difference in points, [low, high]."""
+    return f"[{fmt_points(low)}, {fmt_points(high)}]" if np.isfinite(low) else "n/a"
+
+
+def fmt_metric(value: float, metric: str) -> str:
+    """rank@1 and recall as percentages (shares of queries); nDCG and MRR as scores with 3 decimals."""
+    if metric in ("ndcg_at_10", "mrr_at_10"):
+        return "n/a" if value is None or not np.isfinite(value) else f"{value:.3f}"
+    return fmt_pct(value)
 
 
 def fmt_p(value: float) -> str:
@@ -75,7 +70,7 @@ def results_frame(data: ReportData) -> pd.DataFrame:
         wide = wide.merge(part, on=keys, how="left")
     info = data.cell_info[["cell", "role"]]
     wide = wide.merge(info, on="cell", how="left")
-    best = data.best[["cell", STOP]].assign(is_best_stop=True)
+    best = data.best[data.best["compared"].astype(bool)][["cell", STOP]].assign(is_best_stop=True)
     wide = wide.merge(best, on=["cell", STOP], how="left")
     wide["is_best_stop"] = wide["is_best_stop"].fillna(False).astype(bool)
     if len(data.comparisons):
@@ -121,6 +116,7 @@ def write_json(data: ReportData, path: Path) -> Path:
         "cells": _records(data.cells),
         "seeds": _records(data.seeds),
         "comparisons": _records(data.comparisons),
+        "base_model": _records(data.base),
         "mcnemar": _records(data.mcnemar),
         "stops": _records(data.best),
         "aa_check": _records(data.aa),
@@ -150,8 +146,11 @@ def latex_escape(text: str) -> str:
 
 
 def latex_table(data: ReportData) -> str:
-    """A booktabs table: each cell at its best stop point, rank@1 with its interval and the baseline comparison."""
+    """A booktabs table: each compared cell at its stop point, the primary metric with its interval and the
+    comparison with its baseline."""
     wide = results_frame(data)
+    metric = str(data.meta["metric"])
+    name = latex_escape(METRIC_NAMES[metric])
     best = wide[wide["is_best_stop"]]
     has_comp = "diff" in wide
     lines = [
@@ -160,15 +159,16 @@ def latex_table(data: ReportData) -> str:
         r"\begin{tabular}{lrrrrrr}" if has_comp else r"\begin{tabular}{lrr}",
         r"\toprule",
         (
-            r"Configuration & Stop & Rank@1 (\%) & $\Delta$ (pts) [adj.\ CI] & $p$ Holm & $p$ BH & MDE (pts) \\"
+            f"Configuration & Stop & {name} ($\\times 100$) & $\\Delta$ (pts) [adj.\\ CI] & $p$ Holm & $p$ BH"
+            + r" & MDE (pts) \\"
             if has_comp
-            else r"Configuration & Stop & Rank@1 (\%) \\"
+            else f"Configuration & Stop & {name} ($\\times 100$) \\\\"
         ),
         r"\midrule",
     ]
     for r in best.to_dict(orient="records"):
         rank = (
-            f"{100 * r['rank_at_1_mean']:.1f} [{100 * r['rank_at_1_ci_low']:.1f}, {100 * r['rank_at_1_ci_high']:.1f}]"
+            f"{100 * r[f'{metric}_mean']:.1f} [{100 * r[f'{metric}_ci_low']:.1f}, {100 * r[f'{metric}_ci_high']:.1f}]"
         )
         cells = [latex_escape(r["cell_label"]), f"{r[STOP]:g}", rank.replace("nan", "--")]
         if has_comp:
@@ -187,7 +187,8 @@ def latex_table(data: ReportData) -> str:
     corpus = fmt_count(wide["corpus_size"].min()) if len(wide) else "n/a"
     seeds = int(wide["n_seeds"].max()) if len(wide) else 0
     caption = (
-        f"Rank@1 on {queries} test queries against a corpus of {corpus} documents, mean of up to {seeds} seeds "
+        f"{name} ($\\times 100$) on {queries} test queries against a corpus of {corpus} documents, "
+        f"mean of up to {seeds} seeds "
         f"at each configuration's pre-chosen stop point, with {100 * data.config.confidence:.0f}\\% "
         "intervals treating seeds and queries as crossed random factors. "
         f"$\\Delta$: difference from the baseline ({latex_escape(str(data.config.baseline))}) with its interval "
