@@ -17,8 +17,9 @@ OPERATIONAL = (
     "price_prompt_per_1m", "price_completion_per_1m", "batch_discount", "batch_poll_s", "batch_max_wait_s",
     "mode", "retry_failed", "base_url",
 )  # fmt: skip
-# How a local server runs (apex.erm.serve), not what it says; serve_model_file (which model) is not among them.
-SERVE_OPERATIONAL = ("serve", "serve_threads", "serve_n_ctx", "serve_startup_timeout_s")
+# How and from where a local server runs (apex.erm.serve). Like base_url, the GGUF file is where the model is served
+# from; `model` names the model and is in every key (serve another model under another name).
+SERVE_OPERATIONAL = ("serve", "serve_model_file", "serve_threads", "serve_n_ctx", "serve_startup_timeout_s")
 
 
 @dataclass(frozen=True)
