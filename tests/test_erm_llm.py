@@ -128,7 +128,7 @@ def test_400_fails_the_document_without_retry(server: FakeLLMServer, tmp_path: P
     result = build_maps(items("d1", "d2"), config(server), tmp_path, progress=False)
     assert server.requests_for(DOCS["d1"]) == 1  # repeating the same bad request cannot help
     assert result.maps["status"].tolist() == ["failed", "ok"]
-    assert result.failures["reason"][0] == "HTTP 400: unsupported response_format"
+    assert result.failures["reason"][0] == "HTTP 400: context length exceeded"
 
 
 def test_hanging_request_times_out_and_is_retried(server: FakeLLMServer, tmp_path: Path) -> None:

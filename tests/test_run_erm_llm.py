@@ -31,6 +31,12 @@ def test_gpt4o_backend_against_a_local_server_trains_on_maps(tmp_path) -> None:
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "ERM input-size reduction" in done.stdout
     assert chats, "the run sent no chat request"
+    # the summary counts valid maps, re-asks and plain-text documents (docs/erm.md, "A served local model")
+    counts = re.search(
+        r"ERM maps: (\d+) valid of (\d+) documents .*; (\d+) re-asks, (\d+) requests this run", done.stdout
+    )
+    assert counts, done.stdout[-2000:]
+    assert int(counts.group(1)) == int(counts.group(2)) == len(chats) == int(counts.group(4))
     assert len({r["doc"] for r in chats}) == len(chats)  # one request per training document, none repeated
     assert all(r["temperature"] == 0 for r in chats)
     # run output, MLflow database + artifacts, ERM cache: all under tmp_path; and the captured stdout/stderr

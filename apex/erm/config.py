@@ -16,7 +16,8 @@ from apex.core.errors import ConfigError
 
 APPLY_TO = ("documents", "documents_and_queries")
 MODES = ("online", "batch")
-STRUCTURED_OUTPUT = ("json_schema", "json_object")
+# json_object_schema: {"type": "json_object", "schema": ...}, llama-cpp-python's form (apex.erm.compat).
+STRUCTURED_OUTPUT = ("json_schema", "json_object_schema", "json_object", "none")
 API_KEY_ENV = "OPENAI_API_KEY"
 
 # Names that look like a credential: rejected wherever they appear ('max_tokens' is not one).

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from apex.core.secrets import scrub
 from apex.erm.cache import Outcome
+from apex.erm.compat import Negotiator
 from apex.erm.config import ErmConfig
 from apex.erm.prompts import Task
 from apex.erm.retry import NotAnAnswer, RequestFailed, RetryPolicy, call_with_retries
@@ -64,9 +65,23 @@ class Counters:
     outage: bool = False  # the stage stopped early: the server looked down
 
 
-def _chat_completion(client: openai.OpenAI, body: dict) -> ChatCompletion:
-    """One chat request; a 200 whose body is not a chat completion (an HTML proxy page) raises `NotAnAnswer`."""
-    resp = client.chat.completions.create(**body)
+def _chat_completion(
+    client: openai.OpenAI, body: dict, negotiator: Negotiator | None = None, task: Task | None = None
+) -> ChatCompletion:
+    """One chat request; a 200 whose body is not a chat completion (an HTML proxy page) raises `NotAnAnswer`.
+
+    With a `negotiator`, the body is adapted to what the server accepts, and a 400/422 that names a field we can
+    drop or weaken is sent again at once without it (apex.erm.compat).
+    """
+    while True:
+        sent = body if negotiator is None or task is None else negotiator.adapt(body, task.schema_name,
+                                                                                   task.json_schema)  # fmt: skip
+        try:
+            resp = client.chat.completions.create(**sent)
+            break
+        except openai.APIStatusError as exc:
+            if negotiator is None or not negotiator.step_down(exc, sent):
+                raise
     if not isinstance(resp, ChatCompletion):
         raise NotAnAnswer(f"{type(resp).__name__} body: {str(resp)[:80]!r}")
     return resp
@@ -78,14 +93,17 @@ def policy_of(cfg: ErmConfig) -> RetryPolicy:
 
 def request_body(task: Task, cfg: ErmConfig, text: str, feedback: str | None = None) -> dict:
     """The chat-completions request for one document (also the body of a Batch API line)."""
-    return {
+    body = {
         "model": cfg.resolved_model,
         "messages": task.messages(text, feedback),
-        "response_format": task.response_format(cfg.structured_output),
         "temperature": cfg.temperature,
         "seed": cfg.seed,
         "max_tokens": cfg.max_tokens,
     }
+    fmt = task.response_format(cfg.structured_output)
+    if fmt is not None:  # structured_output: none sends no response_format at all
+        body["response_format"] = fmt
+    return body
 
 
 def judge_answer(task: Task, choice: object) -> tuple[str | None, str]:
@@ -108,7 +126,12 @@ def judge_answer(task: Task, choice: object) -> tuple[str | None, str]:
 
 
 def complete_one(
-    client: openai.OpenAI, task: Task, item: Pending, cfg: ErmConfig, stop: threading.Event | None = None
+    client: openai.OpenAI,
+    task: Task,
+    item: Pending,
+    cfg: ErmConfig,
+    stop: threading.Event | None = None,
+    negotiator: Negotiator | None = None,
 ) -> tuple[Outcome | Unanswered, Counters]:
     """Answer one document (see the module docstring); never raises for a per-document problem."""
     counters = Counters()
@@ -121,7 +144,7 @@ def complete_one(
         body = request_body(task, cfg, item.text, feedback)
         try:
             resp, sent, retries = call_with_retries(
-                lambda body=body: _chat_completion(client, body), policy_of(cfg), item.key, stop=stop
+                lambda body=body: _chat_completion(client, body, negotiator, task), policy_of(cfg), item.key, stop=stop
             )
         except RequestFailed as exc:
             counters.requests_sent += exc.n_requests
@@ -180,13 +203,14 @@ def run_online(
     bar = tqdm(total=len(items), desc=f"erm {task.kind} ({cfg.name})", disable=not progress, unit="doc")
     pool = ThreadPoolExecutor(max_workers=cfg.concurrency, thread_name_prefix="erm")
     in_flight: set[Future] = set()
+    negotiator = Negotiator(cfg.structured_output, cfg.base_url or "the OpenAI API")
 
     def refill() -> None:
         while len(in_flight) < 2 * cfg.concurrency and not stop.is_set():
             item = next(queue, None)
             if item is None:
                 return
-            in_flight.add(pool.submit(complete_one, client, task, item, cfg, stop))
+            in_flight.add(pool.submit(complete_one, client, task, item, cfg, stop, negotiator))
 
     clean_exit = False
     try:
@@ -227,6 +251,7 @@ def run_online(
                 raise error
         clean_exit = True
     finally:
+        total.requests_sent += negotiator.rejections  # refused for a field, then sent again without it
         # On an error, drop queued documents and do not wait for requests in flight (they may be backing off).
         if not clean_exit:
             stop.set()

