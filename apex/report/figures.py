@@ -137,8 +137,7 @@ def seeds_paired(data: ReportData, path: Path) -> Path:
     ax.set_xlim(-0.6, max(ticks, default=1) + 0.9)
     ax.set_ylabel(f"{_name(data)} (× 100)")
     ax.set_title(
-        f"{_name(data)} per seed at the chosen stop; a line joins one seed's two models\n"
-        + _subtitle(data),
+        f"{_name(data)} per seed at the chosen stop; a line joins one seed's two models\n" + _subtitle(data),
         fontsize=10,
     )
     ax.grid(axis="y", alpha=0.3)
