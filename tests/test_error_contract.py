@@ -191,3 +191,44 @@ def test_dvc_stage_command_names_the_close_key(tmp_path):
     )
     assert done.returncode == 2
     assert "did you mean 'dataset.max_documents'?" in error_line(done, "python -m apex.data.prepare")
+
+
+def test_a_killed_sweep_worker_is_one_line_with_the_resume_command(monkeypatch):
+    class TerminatedWorkerError(RuntimeError):  # joblib/loky's type, matched by name (joblib is not imported)
+        pass
+
+    monkeypatch.setenv("APEX_PARENT_RUN_ID", "0123abcd")
+    error = TerminatedWorkerError("A worker process managed by the executor was unexpectedly terminated. SIGKILL(-9)")
+    assert exit_status(error) == 3
+    line = one_line(error)
+    assert "a sweep worker process died" in line and "resume=0123abcd" in line and "\n" not in line
+
+
+def _connect(uri: str, folder: str, queue) -> None:
+    try:
+        from apex.tracking.config import TrackingConfig
+        from apex.tracking.mlflow_run import connect
+
+        queue.put(connect(TrackingConfig(uri=uri, artifact_root=f"{folder}/art")))
+    except Exception as error:  # reported to the parent, which fails the test with it
+        queue.put(f"{type(error).__name__}: {error}")
+
+
+@pytest.mark.slow  # three processes migrate one new database: ~30 s idle, more on a shared machine
+def test_first_jobs_on_a_new_sqlite_database_take_turns(tmp_path):
+    """MLflow's migration of a new database raced ("duplicate column name: step") when two first jobs started at
+    once; `connect` holds a lock beside the file while the first creates it."""
+    import multiprocessing
+
+    import mlflow  # noqa: F401  imported once, before the fork: the children start at the same moment
+
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    uri = f"sqlite:///{tmp_path}/new.db"
+    workers = [context.Process(target=_connect, args=(uri, str(tmp_path), queue)) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    answers = [queue.get(timeout=300) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=60)
+    assert len(set(answers)) == 1 and not str(answers[0]).endswith("Error"), answers  # one experiment id, no error

@@ -45,13 +45,13 @@ def connect(cfg: TrackingConfig) -> str:
     if database is not None:
         database.parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(cfg.uri)
-    client = MlflowClient()
     from apex.tracking.view import mark_model_training  # local: view imports this module
 
-    # MLflow creates and migrates a new SQLite database on first use; two first jobs at once (a parallel sweep) race
-    # in its migration ("duplicate column name"). One process at a time opens it; later ones find it migrated.
+    # MLflow creates and migrates a new SQLite database when the first client opens it; two first jobs at once (a
+    # parallel sweep) race in its migration ("duplicate column name: step"). One process at a time opens it.
     guard = exclusive(f"{database}.lock", "tracking database") if database is not None else contextlib.nullcontext()
     with guard:
+        client = MlflowClient()
         found = client.get_experiment_by_name(cfg.experiment)
         experiment_id = found.experiment_id if found is not None else _create_experiment(client, cfg)
     mark_model_training(client, experiment_id)
