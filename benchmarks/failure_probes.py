@@ -97,7 +97,7 @@ def main() -> None:
         probe("training.temperature=nan", "apex.run", "training.temperature=nan"),
         probe("training.grad_clip=nan", "apex.run", "training.grad_clip=nan"),
         probe("seed=-1", "apex.run", "seed=-1"),
-        probe("mysql:// tracking URI", "apex.run", "tracking.uri=mysql://u@localhost/apex"),
+        probe("mysql:// tracking URI", "apex.run", "tracking.uri=mysql://localhost/apex"),
         probe("conflict dataset.queries=llm, erm=none", "apex.run", "dataset.queries=llm"),
         probe("conflict eval.view=erm, erm=none", "apex.run", "eval.view=erm"),
         probe("swept value nan", "apex.run", "-m", "training.lr=1e-4,nan"),

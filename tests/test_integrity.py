@@ -155,3 +155,25 @@ def test_malformed_stored_erm_answer_names_the_file_and_row(tmp_path):
         parse_cached("{not json", "k" * 64, tmp_path)
     assert str(tmp_path / DB_NAME) in str(raised.value) and "results key kkkk" in str(raised.value)
     assert sqlite3.connect(tmp_path / DB_NAME).execute("select count(*) from results").fetchone() == (1,)
+
+
+def test_an_empty_corpus_is_named_not_blamed_on_the_qrels(tmp_path):
+    from beir_folder import write_beir
+
+    from apex.data.beir import read_beir_folder
+
+    folder = write_beir(tmp_path / "b", [], [("q1", "a question")], {"train": [("q1", "d1", 1)]})
+    with pytest.raises(InputError, match=r"corpus\.jsonl: holds no documents"):
+        read_beir_folder(folder, ["train"])
+
+
+def test_an_empty_test_split_names_its_file(tmp_path):
+    from beir_folder import write_beir
+
+    from apex.data.beir import load_beir
+
+    folder = write_beir(
+        tmp_path / "b", [("d1", "", "text one")], [("q1", "a question")], {"test": [("q1", "d1", 0)]}
+    )  # only a "not relevant" judgement
+    with pytest.raises(InputError, match=r"qrels/test\.tsv: holds no relevant judgement"):
+        load_beir(folder, "test")

@@ -9,7 +9,8 @@
 3. ``+key=value`` for a key the schema already has (``+resume=...``, the historical spelling) becomes ``key=value``;
 4. the config is composed with Hydra's public Compose API, once per value of every swept key, and each composition
    is validated like a job's (every section's schema, conflicts between sections, secrets in preset files and in
-   ``hydra.job.env_set``). Hydra's output folder does not exist yet, so nothing is written for a refused config.
+   ``hydra.job.env_set``); the first composition's tracking server must answer as MLflow (apex.core.preflight).
+   Hydra's output folder does not exist yet, so nothing is written for a refused config or a dead server.
 
 Every failure is a `ConfigError` (exit status 2); the checks cost about a second, not a data load.
 """
@@ -126,8 +127,8 @@ def precheck(argv: Sequence[str], conf: Path = CONF) -> list[str]:
     parsed, rewrite = check_overrides(overrides, conf)
     argv = [rewrite.get(a, a) for a in argv]
     lines = [rewrite.get(o.input_line, o.input_line) for o in parsed]
-    for variant in compositions(parsed, lines, multirun):
-        check_composed(compose(variant, conf), multirun)
+    for i, variant in enumerate(compositions(parsed, lines, multirun)):
+        check_composed(compose(variant, conf), multirun, reachable=i == 0)
     return argv
 
 
@@ -186,8 +187,9 @@ def compose(overrides: list[str], conf: Path = CONF) -> DictConfig:
         return hydra_compose(config_name="config", overrides=overrides, return_hydra_config=True)
 
 
-def check_composed(cfg: DictConfig, multirun: bool = False) -> None:
-    """One composed config validated as a job will be, plus the keys and secrets only presets can add."""
+def check_composed(cfg: DictConfig, multirun: bool = False, reachable: bool = False) -> None:
+    """One composed config validated as a job will be, plus the keys and secrets only presets can add; with
+    `reachable`, the tracking server too (it answers, is MLflow, takes the credentials)."""
     from apex.core.configs import load_configs
     from apex.core.preflight import check_tracking
     from apex.core.secrets import check_env_set, reject_secrets_in_config

@@ -62,10 +62,17 @@ def tracking_client(uri: str | None):
 
 
 def check_finished(client, run_id: str, force: bool) -> None:
-    """A run that is not FINISHED may have no or partial results: refused unless --force (then a warning)."""
-    from apex.export.source import get_run
+    """The run exists, and is FINISHED: one that is not may have no or partial results, so it is refused unless
+    --force (then a warning). Checked before the heavy imports (torch, transformers): a wrong id fails in seconds."""
+    from mlflow.exceptions import MlflowException
 
-    status = get_run(client, run_id).info.status
+    try:
+        status = client.get_run(run_id).info.status
+    except MlflowException:
+        raise UsageError(
+            f"no run with id {run_id!r} in {scrub(client.tracking_uri)}; `python -m apex.report` lists a sweep's runs, "
+            f"and the MLflow UI every run"
+        ) from None
     if status == "FINISHED":
         return
     if not force:
@@ -73,15 +80,15 @@ def check_finished(client, run_id: str, force: bool) -> None:
             f"run {run_id} is {status}, not FINISHED: its stop points may be missing or partial; export a finished "
             f"run, or pass --force to export this one anyway"
         )
-    logging.getLogger("apex.export").warning(
-        "run %s is %s, not FINISHED: exporting it because of --force", run_id, status
-    )
+    log = logging.getLogger("apex.export")
+    log.warning("run %s is %s, not FINISHED: exporting it because of --force", run_id, status)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
     client = tracking_client(args.tracking_uri)
+    check_finished(client, args.run_id, args.force)
     import torch
 
     from apex.export import ExportError, export_run
@@ -91,7 +98,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        check_finished(client, args.run_id, args.force)
         result = export_run(
             client, args.run_id, args.step, args.out, dtype=args.dtype, verify=args.verify, cache_dir=args.cache_dir
         )
