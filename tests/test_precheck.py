@@ -53,7 +53,7 @@ def test_plus_on_a_schema_key_is_its_plain_override():
         ("training.lr=inf", "training.lr"),
         ("training.temperature=nan", "training.temperature"),
         ("training.grad_clip=nan", "training.grad_clip"),
-        ("erm.temperature=nan", "erm.temperature"),
+        ("erm=gpt4o erm.temperature=nan", "erm.temperature"),
         ("seed=-1", "seed"),
         ("seed=4294967296", "seed"),
         ("tracking.uri=mysql://u@h/db", "tracking.uri"),
@@ -65,7 +65,7 @@ def test_plus_on_a_schema_key_is_its_plain_override():
 )
 def test_bad_values_and_conflicts_are_config_errors_naming_the_key(override, key):
     with pytest.raises(ConfigError) as raised:
-        precheck([override])
+        precheck(override.split())
     assert raised.value.key == key
 
 

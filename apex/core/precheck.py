@@ -49,7 +49,7 @@ def groups(conf: Path = CONF) -> dict[str, list[str]]:
 
 def schema_keys() -> tuple[set[str], set[str]]:
     """(every full key of the job config, prefixes under which any key is allowed: `dict[str, X]` fields)."""
-    from apex.core.configs import LOCATIONS, SCHEMAS, JobConfig, PathsConfig
+    from apex.core.configs import LOCATIONS, REGISTRIES, SCHEMAS, JobConfig, PathsConfig
 
     keys: set[str] = set()
     open_prefixes: set[str] = set()
@@ -57,6 +57,9 @@ def schema_keys() -> tuple[set[str], set[str]]:
     for section, schema in sections.items():
         keys.add(section)
         _walk(schema, section, keys, open_prefixes)
+    for section, registry in REGISTRIES.items():  # a key of any component (the composed section is checked as one)
+        for name in registry.names():
+            _walk(registry.get(name).config, section, keys, open_prefixes)
     for group, names in LOCATIONS.items():
         keys -= {f"{group}.{name}" for name in names}
     keys |= {f.name for f in dataclasses.fields(JobConfig)}
