@@ -210,9 +210,7 @@ def check_composed(cfg: DictConfig, multirun: bool = False, reachable: bool = Fa
         literal = flatten(OmegaConf.to_container(job, resolve=False))
         reject_secrets_in_config(flatten(OmegaConf.to_container(job, resolve=True)), literal=literal)
     tracking = load_configs(job).tracking
-    check_tracking(
-        tracking.uri, tracking.experiment, tracking.artifact_root, reachable=False
-    )  # the network: in the job
+    check_tracking(tracking.uri, tracking.experiment, tracking.artifact_root, reachable=reachable)
 
 
 def check_swept_params(hydra_node: DictConfig) -> None:
