@@ -67,8 +67,8 @@ def test_dead_tracking_server_fails_in_seconds_before_any_data_work(tmp_path):
     seconds = time.perf_counter() - started
     assert done.returncode == 3
     assert "tracking server http://127.0.0.1:9 did not answer" in error_lines(done)
-    assert seconds < 10
-    assert not (tmp_path / "cache").exists()  # no data split, no ERM, no model: nothing cached
+    assert seconds < 30  # an upper bound on a shared machine (~3 s idle): no data, model or MLflow work
+    assert not any(tmp_path.iterdir())  # checked before Hydra: no output folder, no data, no cache
 
 
 def test_verbose_shows_the_traceback(tmp_path):

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from test_eval_metrics import _random_case
 
+from apex.core.integrity import seal
 from apex.data import Dataset
 from apex.eval import evaluate_embeddings
 from apex.eval.config import EvalConfig
@@ -122,5 +123,6 @@ def test_step_zero_cache_hit_reports_the_computing_time_not_its_own(tmp_path) ->
     assert second.compute_seconds() == pytest.approx(computed)  # ... yet it reports what computing took
     for entry in tmp_path.iterdir():  # an entry written before timings were kept: unknown, not zero
         (entry / "seconds.json").unlink()
+        seal(entry)  # a sound entry of that kind (sealed as it is; an unsealed one is recomputed)
     third = evaluate_stop_point(SlowEncoder(texts), targets, cfg, step=0, cache_dir=tmp_path, progress=False)
     assert all(third.cache_hits.values()) and third.compute_seconds() is None

@@ -28,6 +28,7 @@ from apex_cli import TINY_RUN, run_apex
 from mlflow import MlflowClient
 from peft import PeftModel
 
+from apex.core.cli import guard
 from apex.export import ExportError, export_run
 from apex.export import export as export_module
 from apex.export import register as register_module
@@ -153,8 +154,10 @@ def test_export_errors_name_what_exists(minilm, capsys) -> None:
         export_run(client, run_id, step=3, out_dir=tmp / "nope")
     with pytest.raises(ExportError, match="step 0 is the untrained base model"):
         export_run(client, run_id, step=0, out_dir=tmp / "nope")
-    code = export_main([run_id, "--step", "7", "--tracking-uri", client.tracking_uri, "--out", str(tmp / "nope")])
-    assert code == 1 and "saved stop points" in capsys.readouterr().err
+    argv = [run_id, "--step", "7", "--tracking-uri", client.tracking_uri, "--out", str(tmp / "nope")]
+    code = guard(export_main, "python -m apex.export", argv=argv)
+    err = capsys.readouterr().err
+    assert code == 2 and "saved stop points" in err and "Traceback" not in err
     assert not (tmp / "nope").exists()
 
 

@@ -26,11 +26,20 @@ from typing import Any, NoReturn
 
 from omegaconf import DictConfig
 
-from apex.core.errors import EXIT_BUG, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_SERVICE, InputError, ServiceError
+from apex.core.errors import (
+    EXIT_BUG,
+    EXIT_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_SERVICE,
+    InputError,
+    ServiceError,
+    UsageError,
+)
 from apex.core.preflight import check_tracking
 from apex.core.secrets import CREDENTIAL_NAME, install_log_scrubber, scrub, secret_in_overrides
 
 VERBOSE_FLAG = "--verbose"
+PARENT_RUN_ENV = "APEX_PARENT_RUN_ID"  # set by the sweeper for its jobs (apex.tracking.mlflow_run); named in hints
 # Third-party loggers that log every HTTP request at INFO: noise by default, shown with --verbose.
 _CHATTY_LOGGERS = (
     "httpx", "httpx2", "httpcore", "httpcore2", "openai", "urllib3", "mlflow.utils.requests_utils",
@@ -44,7 +53,9 @@ _MAX_MESSAGE_CHARS = 600
 
 def _input_error_types() -> tuple[type[BaseException], ...]:
     """Exception types that mean "fix your input or config" (exit 2); imported lazily (Hydra, OmegaConf)."""
-    types: list[type[BaseException]] = [InputError, FileNotFoundError, PermissionError, IsADirectoryError]
+    types: list[type[BaseException]] = [
+        InputError, UsageError, FileNotFoundError, PermissionError, IsADirectoryError,
+    ]  # fmt: skip
     try:
         from hydra.errors import HydraException
         from omegaconf.errors import OmegaConfBaseException
@@ -61,11 +72,16 @@ def _input_error_types() -> tuple[type[BaseException], ...]:
     return tuple(types)
 
 
+def _worker_died(exc: BaseException) -> bool:
+    """joblib/loky's TerminatedWorkerError: a parallel sweep's worker process was killed (signal, out of memory)."""
+    return any(t.__name__ == "TerminatedWorkerError" for t in type(exc).__mro__)
+
+
 def exit_status(exc: BaseException) -> int:
     """The documented exit status for `exc` (module docstring)."""
     if isinstance(exc, KeyboardInterrupt):
         return EXIT_INTERRUPTED
-    if isinstance(exc, ServiceError):
+    if isinstance(exc, ServiceError) or _worker_died(exc):
         return EXIT_SERVICE
     if isinstance(exc, _input_error_types()):
         return EXIT_INPUT
@@ -74,6 +90,14 @@ def exit_status(exc: BaseException) -> int:
 
 def one_line(exc: BaseException) -> str:
     """The exception's message on one line, scrubbed; OmegaConf's `full_key` and Hydra's cause are kept."""
+    if _worker_died(exc):
+        parent = os.environ.get(PARENT_RUN_ENV)
+        target = parent or "<the sweep's parent run name or id>"
+        return (
+            "a sweep worker process died (killed by a signal, often out of memory); finished jobs are recorded: "
+            f"re-run the same command with resume={target} to run only the others (fewer hydra.launcher.n_jobs "
+            "uses less memory)"
+        )
     parts: list[str] = []
     seen: set[int] = set()
     current: BaseException | None = exc
@@ -135,8 +159,6 @@ def guard(
         status = main(args)
     except SystemExit:
         raise
-    except _JobFailed as failed:
-        return report(failed.error, prog, verbose)
     except BaseException as exc:  # every failure becomes a line and a status, bugs included
         return report(exc, prog, verbose)
     return int(status or 0)
@@ -168,15 +190,8 @@ def _log_to_files(message: str) -> None:
             handler.handle(record)
 
 
-class _JobFailed(BaseException):
-    """Carries a single run's exception past Hydra's `run_job` (which catches `Exception` and prints the overrides).
-
-    In a multirun the original exception is raised instead: Hydra records the failed job and goes on with the sweep.
-    """
-
-    def __init__(self, error: BaseException) -> None:
-        super().__init__(str(error))
-        self.error = error
+# The failure of a single (non-multirun) job, handed from the task function to `run_hydra` (see `job`).
+_failures: list[BaseException] = []
 
 
 def job(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
@@ -184,7 +199,9 @@ def job(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
 
     The checks that need only the config (every section's schema, the tracking store) run before the task's heavy
     imports, so a bad value, a dead tracking server or a bad experiment name fails in seconds; the failure is logged
-    to the job's log (run.log) as one line.
+    to the job's log (run.log) as one line. A single run's failure is returned to `run_hydra` (which prints the line
+    and exits with its status) instead of raised through Hydra, which would print its own report; in a multirun the
+    exception is raised: Hydra records the failed job and goes on with the sweep.
     """
 
     @functools.wraps(task)
@@ -202,7 +219,8 @@ def job(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
 
             if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
                 raise
-            raise _JobFailed(exc) from exc
+            _failures.append(exc)
+            return None
 
     return wrapped
 
@@ -211,6 +229,26 @@ def run_hydra(task: Callable[[], Any], prog: str = "python -m apex.run") -> NoRe
     """Entry point around a `@hydra.main` function (module docstring); never returns."""
     argv, verbose = _split_verbose(sys.argv[1:])
     refuse_secret_overrides(argv, prog)
-    sys.argv = [sys.argv[0], *argv]
-    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises instead of printing its own report; we print one line
-    sys.exit(guard(lambda _args: (task(), 0)[1], prog, argv=argv, verbose=verbose))
+    checked: list[str] = []
+
+    def check(_args: list[str]) -> int:
+        from apex.core.precheck import precheck  # schema keys, group options, every composition validated
+
+        checked.extend(precheck(argv))
+        return 0
+
+    status = guard(check, prog, argv=argv, verbose=verbose)
+    if status:
+        sys.exit(status)
+    sys.argv = [sys.argv[0], *checked]
+    # Hydra 1.3 has no public switch other than this variable to re-raise instead of printing its own report (its
+    # `run_and_report`); a multirun's failed job reaches `guard` through it. Single runs return their failure (`job`).
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    sys.exit(guard(lambda _args: _run_task(task), prog, argv=checked, verbose=verbose))
+
+
+def _run_task(task: Callable[[], Any]) -> int:
+    task()
+    if _failures:
+        raise _failures.pop()
+    return 0

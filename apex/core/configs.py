@@ -74,10 +74,15 @@ class JobConfig:
     run_name: str | None = None  # MLflow run name; None = "<cell label> seed=<seed>"
     progress: bool = True
     torch_threads: int | None = None  # None = torch's default (all cores)
+    # Multirun only: the sweep parent run (id or name) whose FINISHED jobs are not launched again. A schema key, so a
+    # typo of it fails; `+resume=` (its spelling before) still works (apex.core.precheck rewrites it).
+    resume: str | None = None
 
     def validate(self) -> None:
         if self.torch_threads is not None and self.torch_threads < 1:
             raise ConfigError("torch_threads", f"must be >= 1 or null, got {self.torch_threads}")
+        if not 0 <= self.seed < 2**32:  # numpy's and torch's seeds are unsigned 32-bit
+            raise ConfigError("seed", f"must be an integer in [0, 2**32), got {self.seed}")
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,16 @@ class RunConfigs:
     tracking: TrackingConfig
     store: StoreConfig
     report: SweepReportConfig
+
+    def validate(self) -> None:
+        """Rules that join two sections: checked with the rest, before any data are read."""
+        if self.dataset.queries == "llm" and not self.erm.is_llm:
+            raise ConfigError(
+                "dataset.queries",
+                f"'llm' needs an LLM erm backend (erm=gpt4o or erm=openai_compatible), not erm={self.erm.name}",
+            )
+        if self.eval.view == "erm" and self.erm.name == "none":
+            raise ConfigError("eval.view", "'erm' needs an ERM backend (erm=spacy, gpt4o, ...), got erm=none")
 
 
 def operational_keys(cfg: RunConfigs) -> set[str]:
@@ -145,7 +160,9 @@ def load_configs(cfg: DictConfig | dict[str, Any]) -> RunConfigs:
     typed = {name: schema.from_cfg(sections[name]) for name, schema in SCHEMAS.items()}
     typed["model"] = dataclasses.replace(typed["model"], cache_dir=f"{paths.cache_dir}/models")
     job_keys = {f.name: resolved[f.name] for f in dataclasses.fields(JobConfig) if f.name in resolved}
-    return RunConfigs(job=read_dataclass(JobConfig, "", job_keys), paths=paths, **typed)
+    configs = RunConfigs(job=read_dataclass(JobConfig, "", job_keys), paths=paths, **typed)
+    configs.validate()
+    return configs
 
 
 register()

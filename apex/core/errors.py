@@ -46,6 +46,13 @@ class ConfigError(InputError):
         self.args = (f"{self.file}: {key}: {message}",)
 
 
+class UsageError(ValueError):
+    """A command-line argument that names nothing usable (a run, a sweep, a stop point, a folder): exit status 2.
+
+    The message says what was asked for and what exists instead.
+    """
+
+
 class ServiceError(RuntimeError):
     """A service the run needs cannot serve it (LLM backend, tracking server): the input is fine, retry later.
 

@@ -90,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     overrides = args.overrides
     if not overrides and args.params.is_file():
         overrides = list(read_params_file(args.params).get("overrides") or [])
+    from apex.core.precheck import check_overrides  # unknown keys and options name the close known one
+
+    _, rewrite = check_overrides(overrides)
+    overrides = [rewrite.get(o, o) for o in overrides]
     expected = render(compose_params(overrides))
     if args.check:
         current = args.params.read_text("utf-8") if args.params.is_file() else ""

@@ -8,7 +8,11 @@ pass `must_exist=True`: a missing database is reported, never created. Light on 
 
 from __future__ import annotations
 
+import base64
+import json
+import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -45,22 +49,71 @@ def check_store_location(uri: str, artifact_root: str | None = None) -> None:
             )
 
 
+def split_credentials(uri: str) -> tuple[str, dict[str, str]]:
+    """(the URI without its `user:password@`, the HTTP headers that carry them): urllib rejects userinfo in a URL
+    ("nonnumeric port"), which once made a live server look dead. MLflow's MLFLOW_TRACKING_USERNAME/_PASSWORD (or
+    _TOKEN) are used when the URL holds none, as MLflow itself does."""
+    parts = urllib.parse.urlsplit(uri)
+    user, password = parts.username, parts.password
+    if user is None:
+        user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    headers: dict[str, str] = {}
+    if user is not None:
+        pair = f"{urllib.parse.unquote(user)}:{urllib.parse.unquote(password or '')}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+    elif os.environ.get("MLFLOW_TRACKING_TOKEN"):
+        headers["Authorization"] = f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}"
+    netloc = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc)).rstrip("/"), headers
+
+
+def _get(url: str, headers: dict[str, str], timeout_s: float) -> tuple[int, bytes]:
+    """(HTTP status, body) of a GET; an HTTP error status is an answer, not a failure."""
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            return response.status, response.read(65536)
+    except urllib.error.HTTPError as answer:
+        return answer.code, answer.read(65536)
+
+
 def check_reachable(uri: str, timeout_s: float = HEALTH_TIMEOUT_S) -> None:
-    """For an http(s) tracking server: GET /health must answer within `timeout_s` (any HTTP status counts)."""
+    """For an http(s) tracking server: it answers within `timeout_s`, it is an MLflow tracking server (its REST API
+    answers in JSON), and it accepts the credentials (URL userinfo or MLFLOW_TRACKING_USERNAME/PASSWORD)."""
     if not uri.startswith(("http://", "https://")):
         return
-    url = uri.rstrip("/") + "/health"
+    base, headers = split_credentials(uri)
+    probe = f"{base}/api/2.0/mlflow/experiments/get-by-name?experiment_name=Default"
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s):
-            return
-    except urllib.error.HTTPError:
-        return  # it answered: a proxy or an auth layer in front of a live server
-    except (urllib.error.URLError, OSError) as exc:
+        _get(f"{base}/health", headers, timeout_s)
+        status, body = _get(probe, headers, timeout_s)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise TrackingUnavailable(
             f"tracking server {scrub(uri)} did not answer within {timeout_s:g} s ({scrub(str(reason))}); start it "
             f"(mlflow server ...) or point tracking.uri at a running one, e.g. sqlite:///experiments/mlflow.db"
         ) from None
+    if status in (401, 403):
+        raise ConfigError(
+            "tracking.uri",
+            f"the tracking server {scrub(uri)} refused the credentials (HTTP {status}); check the URL's user:password "
+            f"(from an environment variable) or MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD",
+        )
+    if not _is_mlflow_answer(body):
+        raise ConfigError(
+            "tracking.uri",
+            f"{scrub(uri)} answers HTTP but is not an MLflow tracking server (GET /api/2.0/mlflow/experiments/"
+            f"get-by-name gave HTTP {status} without MLflow's JSON); point it at `mlflow server` (its host:port)",
+        )
+
+
+def _is_mlflow_answer(body: bytes) -> bool:
+    """MLflow's REST API answers JSON with `experiment` (found) or `error_code` (e.g. RESOURCE_DOES_NOT_EXIST)."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(answer, dict) and ("experiment" in answer or "error_code" in answer)
 
 
 def check_tracking(
@@ -70,6 +123,7 @@ def check_tracking(
     *,
     must_exist: bool = False,
     timeout_s: float = HEALTH_TIMEOUT_S,
+    reachable: bool = True,
 ) -> None:
     """All of the module docstring's checks; raises `InputError` (bad place or name) or `TrackingUnavailable`."""
     check_store_location(uri, artifact_root)
@@ -82,4 +136,5 @@ def check_tracking(
             "the store your runs used, or run `python -m apex.run` first",
             file=str(db),
         )
-    check_reachable(uri, timeout_s)
+    if reachable:
+        check_reachable(uri, timeout_s)

@@ -10,7 +10,9 @@ turns them into the base node each Hydra group composes from (see apex/core/conf
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import inspect
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -38,7 +40,9 @@ def read_dataclass(cls: type[T], key: str, section: Any, source: str | PathLike[
     known = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
     for name in values:
         if name not in known:
-            raise ConfigError(_join(key, name), f"unknown key; known keys: {sorted(known)}", source=source)
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            hint = f"did you mean '{_join(key, close[0])}'?" if close else f"known keys: {sorted(known)}"
+            raise ConfigError(_join(key, name), f"unknown key; {hint}", source=source)
     typed = {name: coerce(value, hints[name], _join(key, name), source) for name, value in values.items()}
     try:
         obj = cls(**typed)
@@ -100,6 +104,8 @@ def coerce(value: Any, hint: Any, key: str, source: str | PathLike[str] = "confi
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise fail("a number")
+        if not math.isfinite(value):  # nan passes every `<= 0` check, inf every `>= x`: refuse both here, by key
+            raise fail("a finite number")
         return float(value)
     if hint is str:
         if not isinstance(value, str):

@@ -21,6 +21,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from apex.core.errors import ConfigError
+
 SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
 KEY_SHAPE = re.compile(
     r"\b(sk-[A-Za-z0-9_\-]{8,}|hf_[A-Za-z0-9]{16,}|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}"
@@ -91,16 +93,32 @@ def reject_secrets_in_config(flat: Mapping[str, Any], literal: Mapping[str, Any]
     """
     for name, value in flat.items():
         if isinstance(value, str) and (KEY_SHAPE.search(value) or value in secret_values()):
-            raise ValueError(
-                f"config value {name!r} looks like a secret; put API keys in the environment (OPENAI_API_KEY), "
-                "never in config files or overrides"
+            raise ConfigError(
+                name,
+                "looks like a secret; put API keys in the environment (OPENAI_API_KEY), never in config files or "
+                "overrides",
             )
     for name, value in (literal or {}).items():
         if isinstance(value, str) and "${" not in value and holds_secret(value):
-            raise ValueError(
-                f"config value {name!r} holds a credential (a URL password or a key= parameter); it would be "
-                f"written to Hydra's output folder. Put the URL in an environment variable and use "
-                f"{name}='${{oc.env:VARIABLE}}'"
+            raise ConfigError(
+                name,
+                f"holds a credential (a URL password or a key= parameter); it would be written to Hydra's output "
+                f"folder. Put the URL in an environment variable and use {name}='${{oc.env:VARIABLE}}'",
+            )
+
+
+def check_env_set(env_set: Mapping[str, Any]) -> None:
+    """`hydra.job.env_set` follows the rule of every other key: a literal credential is refused (Hydra would write
+    it to .hydra/hydra.yaml); an interpolation such as ``${oc.env:OPENAI_API_KEY}`` names it without holding it."""
+    for name, value in (env_set or {}).items():
+        text = "" if value is None else str(value)
+        if "${" in text or not text.strip():
+            continue
+        if SECRET_NAME.search(str(name)) or holds_secret(text):
+            raise ConfigError(
+                f"hydra.job.env_set.{name}",
+                "holds a literal credential (it would be written to .hydra/hydra.yaml); export it in the shell "
+                "that starts the run instead",
             )
 
 

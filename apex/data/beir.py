@@ -123,14 +123,24 @@ def read_beir_folder(folder: Path, splits: list[str]) -> tuple[list, list, dict[
     A split whose `qrels/<split>.tsv` is absent is left out of the dict (callers decide whether that is an error).
     """
     require_dir(folder)
-    corpus = _read_corpus(find_file(folder, "corpus.jsonl"))
-    queries = _read_queries(find_file(folder, "queries.jsonl"))
+    corpus_file, queries_file = find_file(folder, "corpus.jsonl"), find_file(folder, "queries.jsonl")
+    corpus = _read_corpus(corpus_file)
+    if not corpus:  # else every qrels row would be blamed for naming an unknown document
+        raise InputError("holds no documents", file=corpus_file)
+    queries = _read_queries(queries_file)
+    if not queries:
+        raise InputError("holds no queries", file=queries_file)
     qrels_dir = require_dir(folder / "qrels")
     query_ids, doc_ids = {q for q, _ in queries}, {d for d, _, _ in corpus}
     qrels = {}
     for split in splits:
         if (qrels_dir / f"{split}.tsv").exists() or (qrels_dir / f"{split}.tsv.gz").exists():
-            qrels[split] = _read_qrels(find_file(qrels_dir, f"{split}.tsv"), query_ids, doc_ids)
+            qrels_file = find_file(qrels_dir, f"{split}.tsv")
+            qrels[split] = _read_qrels(qrels_file, query_ids, doc_ids)
+            if not qrels[split]:
+                raise InputError(
+                    "holds no relevant judgement (relevance > 0): its split would be empty", file=qrels_file
+                )
     return corpus, queries, qrels
 
 
@@ -138,6 +148,8 @@ def beir_dataset(name: str, folder: Path, corpus: list, all_queries: list, qrels
     """The Dataset of one qrels split: the whole corpus, and the queries judged in that split."""
     judged = {q for q, _, _ in qrels}
     queries = [row for row in all_queries if row[0] in judged]
+    if not queries:
+        raise InputError(f"split {split!r} has no query with a relevant document left", file=folder / "qrels")
     if len(queries) < len(all_queries):
         log.info(
             "%s: skipped %d of %d queries with no relevant document in split %r",

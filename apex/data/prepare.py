@@ -13,7 +13,6 @@ import logging
 import sys
 from pathlib import Path
 
-from apex.core.errors import InputError
 from apex.data.config import DatasetConfig
 from apex.data.splits import prepare_splits
 
@@ -28,14 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("data/prepared"), help="output folder for the splits")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        cfg = read_config(args.params, DatasetConfig, "dataset")
-        splits = prepare_splits(cfg)
-        work = prepared_work(splits, cfg)
-        build_into(args.out, work.inputs, work.build)
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    cfg = read_config(args.params, DatasetConfig, "dataset")  # an InputError: one line, exit 2 (apex.core.cli)
+    splits = prepare_splits(cfg)
+    work = prepared_work(splits, cfg)
+    build_into(args.out, work.inputs, work.build)
     counts = {split: ds.counts() for split, ds in splits.items()}
     print(json.dumps({"out": str(args.out), "counts": counts}))
     return 0

@@ -29,7 +29,6 @@ import sys
 from pathlib import Path
 
 from apex.core.errors import InputError
-from apex.erm.client import ErmBackendError
 from apex.erm.config import ErmConfig
 
 
@@ -75,17 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        cfg = read_config(args.params, ErmConfig, "erm")
-        cache = args.cache_dir or cache_dir(args.params) / "erm"
-        view = read_config(args.params, EvalConfig, "eval").view
-        stats = build(cfg, args.splits, args.negatives, args.out, cache, progress=not args.no_progress, eval_view=view)
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except ErmBackendError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 3
+    # An InputError (exit 2) or ErmBackendError (exit 3) becomes one line in apex.core.cli.guard.
+    cfg = read_config(args.params, ErmConfig, "erm")
+    cache = args.cache_dir or cache_dir(args.params) / "erm"
+    view = read_config(args.params, EvalConfig, "eval").view
+    stats = build(cfg, args.splits, args.negatives, args.out, cache, progress=not args.no_progress, eval_view=view)
     print(json.dumps({"out": str(args.out), "stats": stats}, sort_keys=True))
     return 0
 

@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from apex.core.errors import InputError
 from apex.core.locks import exclusive
 
 DB_NAME = "erm.sqlite"
@@ -95,10 +96,25 @@ class ErmCache:
         cache_dir.mkdir(parents=True, exist_ok=True)
         self.path = cache_dir / DB_NAME
         self._settings = json.dumps(settings or {}, sort_keys=True)
-        self._conn = sqlite3.connect(self.path, timeout=60.0)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.executescript(_SCHEMA)
+        with self.named_errors():
+            self._conn = sqlite3.connect(self.path, timeout=60.0)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.executescript(_SCHEMA)
+
+    @contextmanager
+    def named_errors(self) -> Iterator[None]:
+        """A damaged database (truncated, overwritten) becomes one line naming the file and what to do."""
+        try:
+            yield
+        except sqlite3.DatabaseError as err:
+            if isinstance(err, sqlite3.OperationalError) and "locked" in str(err):
+                raise
+            raise InputError(
+                f"the ERM answer cache is damaged ({err}); move it aside and re-run (answers not in it are asked "
+                f"again), or restore it from a copy",
+                file=self.path,
+            ) from None
 
     def close(self) -> None:
         self._conn.close()
@@ -119,10 +135,11 @@ class ErmCache:
 
     def _select(self, table: str, columns: str, keys: Sequence[str]) -> list[tuple]:
         rows: list[tuple] = []
-        for i in range(0, len(keys), _CHUNK):
-            chunk = list(keys[i : i + _CHUNK])
-            marks = ",".join("?" * len(chunk))
-            rows += self._conn.execute(f"SELECT {columns} FROM {table} WHERE key IN ({marks})", chunk).fetchall()
+        with self.named_errors():
+            for i in range(0, len(keys), _CHUNK):
+                chunk = list(keys[i : i + _CHUNK])
+                marks = ",".join("?" * len(chunk))
+                rows += self._conn.execute(f"SELECT {columns} FROM {table} WHERE key IN ({marks})", chunk).fetchall()
         return rows
 
     def results(self, keys: Sequence[str]) -> dict[str, Outcome]:
@@ -148,7 +165,7 @@ class ErmCache:
     def put(self, scope: Scope, outcomes: Iterable[Outcome]) -> None:
         """Store outcomes in one transaction; a success replaces an earlier failure of the same key."""
         now = time.time()
-        with self._conn:
+        with self.named_errors(), self._conn:
             for o in outcomes:
                 table = "results" if o.ok else "failures"
                 text = o.payload if o.ok else o.reason

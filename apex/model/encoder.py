@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Sequence
 from typing import Literal
 
@@ -16,6 +17,8 @@ from apex.model.config import ModelConfig
 from apex.model.loading import LoadedModel, load_base_model
 from apex.model.pooling import POOLERS
 from apex.model.precision import autocast, resolve_bf16
+
+log = logging.getLogger("apex.model")
 
 Kind = Literal["query", "document"]
 
@@ -60,7 +63,7 @@ class Encoder:
         """
         prefix = self.cfg.query_prefix if kind == "query" else self.cfg.doc_prefix
         max_length = self.cfg.query_max_length if kind == "query" else self.cfg.doc_max_length
-        texts = [prefix + t for t in texts]
+        texts = [prefix + t for t in cap_texts(texts, max_length, kind)]
         if not self.cfg.append_eos:
             return self.tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
         # Decoders read the whole text into the last position: end every text with EOS so that position is
@@ -186,3 +189,19 @@ class LazyEncoder:
         if self.encoder is None:
             self.encoder = load_encoder(self.cfg)
         return self.encoder
+
+
+# A fast tokenizer tokenises the whole text before truncating it: a 21 MB line once cost 4 GB to keep 256 tokens.
+# Texts are cut first at CHARS_PER_TOKEN_BOUND characters per kept token, more than any real token spans, so the
+# tokens kept are the same; the number of texts cut is logged.
+CHARS_PER_TOKEN_BOUND = 64
+
+
+def cap_texts(texts: Sequence[str], max_length: int, kind: str) -> list[str]:
+    """`texts` cut to `max_length * CHARS_PER_TOKEN_BOUND` characters before tokenising; warns with the count."""
+    cap = max_length * CHARS_PER_TOKEN_BOUND
+    cut = sum(1 for t in texts if len(t) > cap)
+    if cut:
+        log.warning("%d %s text(s) longer than %d characters cut to that before tokenising (%d tokens are kept)",
+                    cut, kind, cap, max_length)  # fmt: skip
+    return [t[:cap] for t in texts] if cut else list(texts)

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from apex.core.errors import ConfigError
 from apex.model.config import ModelConfig
 
 log = logging.getLogger("apex.model")
@@ -123,7 +124,7 @@ def resolve_source(cfg: ModelConfig) -> str:
     if cfg.source in PACKAGED_SOURCES:
         return str(PACKAGED_SOURCES[cfg.source](cfg))
     if cfg.source.startswith(("package:", "random:")):
-        raise ValueError(f"model.source {cfg.source!r} unknown; packaged sources: {sorted(PACKAGED_SOURCES)}")
+        raise ConfigError("model.source", f"{cfg.source!r} unknown; packaged sources: {sorted(PACKAGED_SOURCES)}")
     return cfg.source
 
 
@@ -156,7 +157,7 @@ def load_base_model(cfg: ModelConfig, device: torch.device) -> LoadedModel:
         # Decoders ship without a pad token; padding positions are masked out of pooling anyway.
         tokenizer.pad_token = tokenizer.eos_token
     if cfg.append_eos and tokenizer.eos_token_id is None:
-        raise ValueError(f"model.append_eos is true but the tokenizer of {directory} has no EOS token")
+        raise ConfigError("model.append_eos", f"is true but the tokenizer of {directory} has no EOS token")
     kwargs: dict = {}
     if cfg.quantization == "nf4":
         from transformers import BitsAndBytesConfig

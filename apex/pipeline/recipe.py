@@ -111,11 +111,7 @@ def load_data(job: Job) -> Data:
     """The seeded split; with dataset.queries=llm, one LLM-written query per document (the paper used GPT-4o)."""
     data_cfg, erm_cfg = job.cfg.dataset, job.cfg.erm
     data = Data(splits=prepare_splits(data_cfg))
-    if data_cfg.queries == "llm":
-        if not erm_cfg.is_llm:
-            raise ValueError(
-                f"dataset.queries=llm needs an LLM erm backend (gpt4o, openai_compatible), not {erm_cfg.name}"
-            )
+    if data_cfg.queries == "llm":  # an LLM backend: checked with the configs (RunConfigs.validate)
         for name, split in list(data.splits.items()):
             result = generate_queries(split.corpus, erm_cfg, job.cache_dir / "erm", progress=job.progress)
             # A document whose query failed stays in the corpus as a distractor; the count is logged.
@@ -160,9 +156,7 @@ def build_views(job: Job, data: Data, mined: Mined) -> Views:
     erm_cfg, eval_cfg = job.cfg.erm, job.cfg.eval
     splits, train = data.splits, data.train
     views = Views(train_docs=train.corpus, val_docs=splits["val"].corpus, test_docs=splits["test"].corpus)
-    if backend_of(erm_cfg).answer is None:  # erm=none: plain text
-        if eval_cfg.view == "erm":
-            raise ValueError("eval.view=erm needs an ERM backend (erm=spacy, gpt4o, ...), got erm=none")
+    if backend_of(erm_cfg).answer is None:  # erm=none: plain text (eval.view=erm is refused with the configs)
         return views
     work, needed = maps_work(splits, mined.table, erm_cfg, eval_cfg.view, job.cache_dir / "erm", job.progress)
     views.needed = needed

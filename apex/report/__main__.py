@@ -17,7 +17,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from apex.report.config import DEFAULT_IGNORE_PARAMS, ReportConfig, ReportConfigError
+from apex.core.errors import UsageError
+from apex.report.config import DEFAULT_IGNORE_PARAMS, ReportConfig
 
 
 def parse_args(argv: Sequence[str] | None = None) -> ReportConfig:
@@ -94,11 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sweeps = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--sweep"]
     if len(sweeps) > 1:
         return across_main(argv, sweeps)
-    try:
-        config = parse_args(argv)
-    except ReportConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    config = parse_args(argv)  # a ReportConfigError is exit status 2 (apex.core.cli)
     from apex.core.preflight import check_tracking
 
     check_tracking(config.tracking_uri, config.experiment, must_exist=True)  # read-only: never create a database
@@ -107,9 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         result = build_report(config)
-    except SelectionError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    except SelectionError as error:  # no such sweep, no runs: what was asked for names nothing (exit 2)
+        raise UsageError(str(error)) from error
     print(f"report written to {result.out_dir / 'report.md'} in {result.seconds:.1f} s")
     if result.logged_to_run:
         print(f"logged to MLflow run {result.logged_to_run} under report/")

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from apex.core.integrity import SEAL_FILE, is_sealed, seal
 from apex.core.locks import exclusive
 from apex.model.protocol import TextEncoder
 
@@ -167,6 +168,10 @@ class BaseEmbeddingCache:
     def _load(self, folder: Path, n_queries: int, n_documents: int) -> tuple[np.ndarray, np.ndarray] | None:
         if not (folder / MANIFEST).is_file():
             return None
+        if not is_sealed(folder):  # garbled vectors of the right shape pass every other check
+            log.warning("base embeddings: cache entry %s is damaged (content differs from its %s): recomputing",
+                        folder, SEAL_FILE)  # fmt: skip
+            return None
         try:
             manifest = json.loads((folder / MANIFEST).read_text("utf-8"))
             q = np.load(folder / "queries.npy")
@@ -197,6 +202,7 @@ class BaseEmbeddingCache:
             np.save(tmp / "queries.npy", q)
             np.save(tmp / "documents.npy", d)
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n", "utf-8")
+            seal(tmp)  # last
             if folder.exists():
                 # Only a damaged entry reaches here (a sound one was a hit): replace it.
                 shutil.rmtree(folder, ignore_errors=True)

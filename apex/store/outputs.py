@@ -18,10 +18,13 @@ from typing import Any
 
 import pandas as pd
 
+from apex.core.errors import InputError
 from apex.data.dataset import Dataset
 from apex.erm.config import ErmConfig
 from apex.sampling.mining import MiningResult
 from apex.sampling.outputs import HISTOGRAM_FILE, NEGATIVES_FILE, STATS_FILE
+
+_REBUILD = "delete the output folder and re-run (or `dvc repro` for the pinned data/ outputs)"
 
 
 def write_maps(
@@ -65,7 +68,7 @@ def write_maps(
 
 def read_maps(folder: Path, split: str, table: str = "maps") -> pd.DataFrame:
     """One split's maps (or `query_maps`, `failures`) table from a maps output folder."""
-    return pd.read_parquet(folder / split / f"{table}.parquet")
+    return read_table(folder / split / f"{table}.parquet")
 
 
 def write_negatives(result: MiningResult, out: Path) -> dict[str, Any]:
@@ -77,8 +80,19 @@ def write_negatives(result: MiningResult, out: Path) -> dict[str, Any]:
 
 
 def read_negatives(folder: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
-    stats = json.loads((folder / STATS_FILE).read_text("utf-8"))
-    return pd.read_parquet(folder / NEGATIVES_FILE), stats
+    try:
+        stats = json.loads((folder / STATS_FILE).read_text("utf-8"))
+    except (OSError, ValueError) as err:
+        raise InputError(f"is not readable JSON ({err}); {_REBUILD}", file=folder / STATS_FILE) from None
+    return read_table(folder / NEGATIVES_FILE), stats
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A store table; a missing, truncated or overwritten file is one line naming it and what to do."""
+    try:
+        return pd.read_parquet(path)
+    except Exception as err:  # pyarrow raises several types for a damaged file; all mean "not readable Parquet"
+        raise InputError(f"is not readable Parquet ({str(err).splitlines()[0]}); {_REBUILD}", file=path) from None
 
 
 def negatives_files(folder: Path) -> list[Path]:

@@ -21,6 +21,8 @@ from typing import Any
 
 import yaml
 
+from apex.core.errors import InputError
+from apex.core.locks import exclusive
 from apex.store.config import StoreConfig
 from apex.store.hashing import content_sha256, dvc_md5
 from apex.store.keys import digest
@@ -32,8 +34,15 @@ INPUTS_FILE = "inputs.json"
 PINNED = {"prepared": "prepared", "erm": "erm", "negatives": "negatives"}  # stage → folder under the root
 
 
-class StoreMismatch(RuntimeError):
-    """Pinned outputs that do not match the run (other inputs, or files changed since dvc repro), with refuse."""
+SEAL_SUFFIX = ".sha256"  # <root>/store/<stage>/<key16>.sha256: the folder's content hash, written after the folder
+
+
+class StoreMismatch(InputError):
+    """Pinned outputs that do not match the run (other inputs, no dvc.lock entry, or files changed since dvc repro),
+    with store.on_mismatch=refuse: exit status 2, naming the folder and what to do."""
+
+    def __init__(self, message: str, *, file: str | os.PathLike[str]) -> None:
+        super().__init__(message, file=file)
 
 
 @dataclass(frozen=True)
@@ -111,32 +120,75 @@ class DataStore:
         return self.root / "store" / stage / key[:16]
 
     def find(self, stage: str, key: str) -> Located | None:
-        """The pinned output if it is for `key` and unchanged since dvc repro, else a stored one, else None."""
+        """The pinned output if it is for `key` and what dvc.lock records, else a verified stored one, else None."""
         pinned = self.pinned_dir(stage)
         if read_key(pinned) == key:
             locked = locked_md5(self.dvc_lock, pinned)
-            if locked is None or locked == dvc_md5(pinned):
+            if locked is not None and locked == dvc_md5(pinned):
                 return Located(stage, key, pinned, "pinned")
-            self._mismatch(f"{pinned} changed since dvc repro (dvc.lock md5 {locked}): not used")
+            why = (
+                f"has no entry in {self.dvc_lock}" if locked is None else f"changed since dvc repro (dvc.lock {locked})"
+            )
+            self._mismatch(pinned, f"{why}: not used")
         elif pinned.exists():
             other = str(read_key(pinned))[:16]
-            self._mismatch(f"{pinned} holds {stage} for other inputs (key {other}, this run {key[:16]})")
-        keyed = self.keyed_dir(stage, key)
-        return Located(stage, key, keyed, "stored") if read_key(keyed) == key else None
+            self._mismatch(pinned, f"holds {stage} for other inputs (key {other}, this run {key[:16]})")
+        return self._stored(stage, key)
 
-    def _mismatch(self, message: str) -> None:
+    def _stored(self, stage: str, key: str) -> Located | None:
+        """The store's output for `key` if its content still hashes to the seal written after it was built."""
+        keyed = self.keyed_dir(stage, key)
+        if read_key(keyed) != key:
+            return None
+        if not verify_seal(keyed):
+            log.warning("%s: %s is damaged or unfinished (content differs from %s): rebuilding it", stage, keyed,
+                        seal_path(keyed).name)  # fmt: skip
+            return None
+        return Located(stage, key, keyed, "stored")
+
+    def _mismatch(self, pinned: Path, message: str) -> None:
         if self.cfg.on_mismatch == "refuse":
-            raise StoreMismatch(f"{message}; store.on_mismatch=refuse (run dvc repro, or store.on_mismatch=build)")
-        log.info("%s", message)
+            raise StoreMismatch(
+                f"{message}; run `dvc repro` to rebuild the pinned outputs, or store.on_mismatch=build to build this "
+                f"run's own into the store",
+                file=pinned,
+            )
+        log.warning("%s: %s; this run uses (or builds) its own in the store", pinned, message)
 
     def get_or_build(self, stage: str, inputs: dict[str, Any], build: Callable[[Path], None]) -> Located:
-        """The output for `inputs`: found (pinned/stored), or built by `build(folder)` into the store."""
+        """The output for `inputs`: found (pinned/stored), or built by `build(folder)` into the store.
+
+        Parallel jobs needing the same output take turns (a lock beside it): one builds, the others then find it.
+        """
         key = digest(inputs)
         found = self.find(stage, key)
-        if found is not None:
-            log.info("%s: %s (%s)", stage, found.status, found.path)
-            return found
-        target = self.keyed_dir(stage, key)
-        build_into(target, inputs, build)
-        log.info("%s: built into the store (%s)", stage, target)
-        return Located(stage, key, target, "built")
+        if found is None:
+            target = self.keyed_dir(stage, key)
+            with exclusive(f"{target}.lock", f"data store {stage}"):
+                found = self._stored(stage, key)  # built by another job while this one waited
+                if found is None:
+                    shutil.rmtree(target, ignore_errors=True)  # a damaged entry is replaced, never reused
+                    build_into(target, inputs, build)
+                    write_seal(target)
+                    found = Located(stage, key, target, "built")
+        log.info("%s: %s (%s)", stage, found.status, found.path)
+        return found
+
+
+def seal_path(folder: Path) -> Path:
+    return folder.with_name(folder.name + SEAL_SUFFIX)
+
+
+def write_seal(folder: Path) -> None:
+    """The folder's content hash beside it, written last (atomically): a folder without a valid seal is unfinished
+    or damaged."""
+    tmp = folder.with_name(f".{folder.name}{SEAL_SUFFIX}.tmp-{os.getpid()}")
+    tmp.write_text(content_sha256(folder) + "\n", "utf-8")
+    tmp.replace(seal_path(folder))
+
+
+def verify_seal(folder: Path) -> bool:
+    try:
+        return seal_path(folder).read_text("utf-8").strip() == content_sha256(folder)
+    except OSError:
+        return False

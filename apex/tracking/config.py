@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from apex.core.errors import ConfigError
 from apex.core.schema import read_dataclass
+from apex.core.secrets import scrub
+
+# Database schemes MLflow's SQLAlchemy store accepts → the driver module it imports.
+DB_DRIVERS = {"postgresql": "psycopg2", "mysql": "pymysql", "mssql": "pyodbc"}
 
 
 @dataclass(frozen=True)
@@ -24,3 +30,22 @@ class TrackingConfig:
     @classmethod
     def from_cfg(cls, section: Mapping[str, Any] | None, key: str = "tracking") -> TrackingConfig:
         return read_dataclass(cls, key, section)
+
+    def validate(self) -> None:
+        """A URI MLflow can open here: a SQLite file, an MLflow server, or a database whose driver is installed."""
+        scheme = self.uri.split("://", 1)[0].split("+", 1)[0].lower() if "://" in self.uri else ""
+        if scheme in ("sqlite", "http", "https"):
+            return
+        if scheme in DB_DRIVERS:
+            if importlib.util.find_spec(DB_DRIVERS[scheme]) is None:
+                raise ConfigError(
+                    "tracking.uri",
+                    f"a {scheme}:// store needs the Python driver '{DB_DRIVERS[scheme]}', which is not installed; "
+                    "install it, or use sqlite:///experiments/mlflow.db or http://host:port of an MLflow server",
+                )
+            return
+        raise ConfigError(
+            "tracking.uri",
+            f"{scrub(self.uri)!r} is not a tracking store apex can use: give sqlite:///path.db, http(s)://host:port of "
+            f"an MLflow server, or {'/'.join(sorted(DB_DRIVERS))}:// with its driver installed",
+        )

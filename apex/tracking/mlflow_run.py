@@ -7,6 +7,7 @@ in-process run stack).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -21,7 +22,8 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from apex.core.preflight import check_tracking
+from apex.core.locks import exclusive
+from apex.core.preflight import check_tracking, sqlite_path
 from apex.core.secrets import scrub, scrub_mapping
 from apex.tracking import names
 from apex.tracking.config import TrackingConfig
@@ -39,14 +41,19 @@ def connect(cfg: TrackingConfig) -> str:
     """
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     check_tracking(cfg.uri, cfg.experiment, cfg.artifact_root)  # seconds, not MLflow's minutes of retries
-    if cfg.uri.startswith("sqlite:///"):
-        Path(cfg.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    database = sqlite_path(cfg.uri)
+    if database is not None:
+        database.parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(cfg.uri)
-    client = MlflowClient()
     from apex.tracking.view import mark_model_training  # local: view imports this module
 
-    found = client.get_experiment_by_name(cfg.experiment)
-    experiment_id = found.experiment_id if found is not None else _create_experiment(client, cfg)
+    # MLflow creates and migrates a new SQLite database when the first client opens it; two first jobs at once (a
+    # parallel sweep) race in its migration ("duplicate column name: step"). One process at a time opens it.
+    guard = exclusive(f"{database}.lock", "tracking database") if database is not None else contextlib.nullcontext()
+    with guard:
+        client = MlflowClient()
+        found = client.get_experiment_by_name(cfg.experiment)
+        experiment_id = found.experiment_id if found is not None else _create_experiment(client, cfg)
     mark_model_training(client, experiment_id)
     return experiment_id
 
