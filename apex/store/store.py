@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from apex.core.locks import exclusive
 from apex.store.config import StoreConfig
 from apex.store.hashing import content_sha256, dvc_md5
 from apex.store.keys import digest
@@ -133,10 +134,13 @@ class DataStore:
         """The output for `inputs`: found (pinned/stored), or built by `build(folder)` into the store."""
         key = digest(inputs)
         found = self.find(stage, key)
-        if found is not None:
-            log.info("%s: %s (%s)", stage, found.status, found.path)
-            return found
-        target = self.keyed_dir(stage, key)
-        build_into(target, inputs, build)
-        log.info("%s: built into the store (%s)", stage, target)
-        return Located(stage, key, target, "built")
+        if found is None:  # parallel jobs of a sweep: the first builds under the lock, the others wait and read it
+            target = self.keyed_dir(stage, key)
+            with exclusive(target.parent / ".locks" / f"{target.name}.lock", f"data store {stage}"):
+                found = self.find(stage, key)
+                if found is None:
+                    build_into(target, inputs, build)
+                    log.info("%s: built into the store (%s)", stage, target)
+                    return Located(stage, key, target, "built")
+        log.info("%s: %s (%s)", stage, found.status, found.path)
+        return found
