@@ -139,8 +139,9 @@ def cancel_and_resume(tmp: Path, uri: str, kind: str, quick: bool, failures: lis
         print(f"scancel {task} (the long job, while it trains)", flush=True)
         subprocess.run(["scancel", task], check=True)
     else:
-        print(f"kill -TERM {victim.data.tags['apex.pid']} (the long job, while it trains)", flush=True)
-        os.kill(int(victim.data.tags["apex.pid"]), 15)
+        # submitit's job process ignores SIGTERM (it waits for SLURM's SIGKILL); SIGKILL it as an OOM killer would
+        print(f"kill -KILL {victim.data.tags['apex.pid']} (the long job, while it trains)", flush=True)
+        os.kill(int(victim.data.tags["apex.pid"]), 9)
     out, _ = proc.communicate(timeout=900)
     print(f"sweep exit {proc.returncode}; its last line: {out.strip().splitlines()[-1] if out.strip() else ''}")
     parent, _ = show(client, "cancel")

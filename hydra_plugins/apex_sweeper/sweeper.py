@@ -65,8 +65,10 @@ class ApexSweeper(Sweeper):
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         from apex.tracking.config import TrackingConfig
+        from apex.tracking.lifecycle import limit_http_retries
         from apex.tracking.sweep_parent import SweepParent
 
+        limit_http_retries()  # a lost tracking server fails the sweep in a minute, not after MLflow's retries
         self.hydra_context, self.config = hydra_context, config
         self.launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=task_function, config=config
