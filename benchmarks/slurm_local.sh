@@ -76,7 +76,8 @@ up() {  # $1 = DIR
     dd if=/dev/urandom of="$dir/munge.key" bs=1024 count=1 status=none
     chmod 400 "$dir/munge.key"
     /usr/sbin/munged -F -f --key-file="$dir/munge.key" --socket="$dir/munge.socket" \
-        --pid-file="$dir/munged.pid" --log-file="$dir/munged.log" --seed-file="$dir/munged.seed" &
+        --pid-file="$dir/munged.pid" --log-file="$dir/munged.log" --seed-file="$dir/munged.seed" \
+        >>"$dir/munged.out" 2>&1 &
     echo $! >>"$dir/pids"
     for _ in $(seq 50); do [ -S "$dir/munge.socket" ] && break; sleep 0.2; done
     write_conf "$dir"

@@ -14,8 +14,8 @@ from pathlib import Path
 from apex_cli import TINY_RUN, run_apex
 from mlflow.tracking import MlflowClient
 
+from apex.core.hardware import check_hardware
 from apex.model.config import ModelConfig
-from apex.model.hardware import check_hardware
 from apex.tracking.lifecycle import has_results, settle_stale, stale_reason
 
 REPO = Path(__file__).resolve().parents[1]

@@ -191,7 +191,7 @@ def job(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
     def wrapped(cfg: DictConfig) -> Any:
         try:
             from apex.core.configs import load_configs  # light: the config schemas, no torch
-            from apex.model.hardware import check_hardware
+            from apex.core.hardware import check_hardware
 
             configs = load_configs(cfg)  # every section validated: a bad value fails in seconds
             check_hardware(configs.model)  # before any data work or API check (a GPU model on a CPU machine)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import glob
 import os
+from typing import Any
 
 from apex.core.errors import ConfigError
-from apex.model.config import ModelConfig
 
 _STAND_INS = ("package:", "random:")  # small models that run 4-bit on CPU
 
@@ -25,8 +25,11 @@ def cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
-def check_hardware(model: ModelConfig, has_cuda: bool | None = None) -> None:
-    """Refuse (exit 2) a 4-bit hub-scale model on a machine without CUDA, saying what it needs and where."""
+def check_hardware(model: Any, has_cuda: bool | None = None) -> None:
+    """Refuse (exit 2) a 4-bit hub-scale model on a machine without CUDA, saying what it needs and where.
+
+    `model`: the model section (`apex.model.ModelConfig`: name, source, quantization); read, not imported, so that
+    infrastructure does not depend on a stage."""
     if model.quantization == "none" or model.source.startswith(_STAND_INS) or os.path.isdir(model.source):
         return
     if cuda_available() if has_cuda is None else has_cuda:
