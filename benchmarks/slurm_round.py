@@ -118,14 +118,14 @@ def full_sweep(tmp: Path, uri: str, kind: str, quick: bool, failures: list[str])
 
 def cancel_and_resume(tmp: Path, uri: str, kind: str, quick: bool, failures: list[str]) -> None:
     client = MlflowClient(uri)
-    args = ["training.max_steps=4,200", "seed=7"]
+    args = ["training.max_steps=4,30", "training.batch_size=4", "seed=7"]  # the long one: stopped while it trains
     cmd = sweep_cmd(tmp, uri, "cancel", kind, quick, *args)
     print("$", " ".join(cmd[2:]), flush=True)
     proc = subprocess.Popen(cmd, cwd=REPO, env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     victim, deadline = None, time.monotonic() + 1200
     while victim is None and time.monotonic() < deadline and proc.poll() is None:
         _, children = runs_of(client, "cancel")
-        long = [c for c in children if c.data.params.get("training.max_steps") == "200"]
+        long = [c for c in children if c.data.params.get("training.max_steps") == "30"]
         if long and long[0].info.status == "RUNNING" and client.get_metric_history(long[0].info.run_id, "train_loss"):
             victim = long[0]
         time.sleep(2)
@@ -159,7 +159,7 @@ def cancel_and_resume(tmp: Path, uri: str, kind: str, quick: bool, failures: lis
     parent, children = show(client, "cancel")
     new = [c for c in children if c.info.run_id not in before]
     again = [s for s in submissions(tmp, "cancel") if s not in submitted]
-    check(len(new) == 1 and new[0].data.params.get("training.max_steps") == "200", "resume ran only that job", failures)
+    check(len(new) == 1 and new[0].data.params.get("training.max_steps") == "30", "resume ran only that job", failures)
     if kind == "submitit_slurm":
         check(len(again) == 1, f"resume submitted one SLURM task ({again})", failures)
     check(parent.info.status == "FINISHED", "parent FINISHED after resume", failures)

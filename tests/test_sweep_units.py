@@ -193,3 +193,29 @@ def test_sigterm_ends_the_job_run_killed(tmp_path: Path) -> None:
     assert job.returncode == 128 + signal.SIGTERM
     run = MlflowClient(uri).get_run(run_id)
     assert run.info.status == "KILLED" and run.data.tags["apex.pid"] == str(job.pid)
+
+
+def test_the_sweeper_uses_only_public_hydra_interfaces() -> None:
+    sources = [*REPO.glob("apex/**/*.py"), *REPO.glob("hydra_plugins/**/*.py")]
+    assert [str(p) for p in sources if "hydra._internal" in p.read_text()] == []
+
+
+def test_grid_is_the_basic_sweepers_grid() -> None:
+    """Every combination of the discrete sweeps; the sweeper's params first, the command line overriding them."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from apex.sweep.grid import grid
+
+    parser = OverridesParser.create()
+    jobs = grid(["seed=0,1", "lr=0.001", "+resume=x"], {"arm": "plain,apex", "seed": "5,6,7"}, parser, None)
+    assert jobs == [
+        [
+            ["arm=plain", "seed=0", "lr=0.001", "+resume=x"],
+            ["arm=plain", "seed=1", "lr=0.001", "+resume=x"],
+            ["arm=apex", "seed=0", "lr=0.001", "+resume=x"],
+            ["arm=apex", "seed=1", "lr=0.001", "+resume=x"],
+        ]
+    ]
+    batches = grid(["a=range(0,5)"], None, parser, 2)
+    assert batches == [[["a=0"], ["a=1"]], [["a=2"], ["a=3"]], [["a=4"]]]
+    assert grid([], None, parser, None) == [[[]]]

@@ -15,8 +15,9 @@ sweep or must always run at its end happens here.
   parent KILLED with the counts, print one line with the resume command, exit 128 + the signal.
 - After the launcher returned or raised (a failed job, a killed worker or SLURM task): wait until no job of the
   sweep is still running, close the parent FINISHED, or FAILED with the count of failed jobs after marking the runs
-  of dead jobs KILLED, and print the resume command unless it FINISHED. A tracking server that is gone: exit 3
-  with the resume command (the runs are closed on resume).
+  of dead jobs KILLED, and print the resume command unless it FINISHED; a launcher that lost job processes ends
+  the sweep with one line and exit 3 (`JobsLost`). A tracking server that is gone: exit 3 with the resume command
+  (the runs are closed on resume).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from apex.core.cli import exit_status
+from apex.core.errors import EXIT_INPUT, EXIT_SERVICE, ServiceError
 from apex.sweep.launcher import LauncherInfo, check_store, threads_per_job
 
 if TYPE_CHECKING:
@@ -62,6 +65,7 @@ class ApexSweeper(Sweeper):
         self.finished: set[tuple[str, str]] = set()
         self.threads: int | None = None
         self.skipped = 0
+        self.stopped: BaseException | None = None  # what the launcher raised, if it did
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         from apex.tracking.config import TrackingConfig
@@ -156,10 +160,11 @@ class ApexSweeper(Sweeper):
             _on_signals(previous)
         if isinstance(stopped, Killed):
             self.interrupted(stopped)
-        status = self.end(launcher_done=stopped is None)
-        log.debug("sweep %s", status.status)
-        if stopped is not None:
+        self.stopped = stopped
+        if stopped is not None and exit_status(stopped) in (EXIT_INPUT, EXIT_SERVICE):
+            self.end(launcher_done=True)  # a config error while composing a job, the tracking server: their own line
             raise stopped
+        self.end(launcher_done=stopped is None)  # raises JobsLost when the launcher gave up early
         failed = [r for results in returns for r in results if r.status == JobStatus.FAILED]
         if failed:
             _ = failed[0].return_value  # raises the first failed job's exception: the exit status follows its kind
@@ -196,7 +201,7 @@ class ApexSweeper(Sweeper):
         sys.stderr.flush()
         raise SystemExit(128 + signum)
 
-    def end(self, launcher_done: bool) -> SweepStatus | None:
+    def end(self, launcher_done: bool) -> SweepStatus:
         """Wait for jobs still running, close the parent, say how to resume (module docstring)."""
         from apex.core.preflight import TrackingUnavailable, check_reachable
         from apex.sweep.workers import slurm_jobs, wait_children, wait_slurm
@@ -218,10 +223,23 @@ class ApexSweeper(Sweeper):
                     f"{gone}; the sweep's runs stay open until it answers again: resume with: {self.resume_command()}"
                 ) from exc
             raise
+        line = f"sweep {status.status}: {status.line()}; resume with: {self.resume_command()}"
+        if not launcher_done:  # a job process lost (a killed worker, a cancelled SLURM task): one line, exit 3
+            raise JobsLost(f"{line} (the launcher reported: {_first_line(self.stopped)})")
         if status.status != "FINISHED":
-            sys.stderr.write(f"{PROG}: sweep {status.status}: {status.line()}; resume with: {self.resume_command()}\n")
+            sys.stderr.write(f"{PROG}: {line}\n")
             sys.stderr.flush()
         return status
+
+
+class JobsLost(ServiceError):
+    """The launcher lost job processes (a SIGKILLed joblib worker, a cancelled or failed SLURM task): the sweep's
+    runs are closed and re-running with `+resume=` completes it."""
+
+
+def _first_line(exc: BaseException | None) -> str:
+    text = str(exc).strip().splitlines()[0] if exc is not None and str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}"[:300] if exc is not None else "nothing"
 
 
 def _raise_killed(signum: int, frame: object) -> None:
