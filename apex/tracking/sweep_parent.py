@@ -50,9 +50,9 @@ class SweepStatus:
 
     @property
     def status(self) -> str:
-        if self.interrupted:
-            return "KILLED"
-        return "FINISHED" if self.failed == 0 else "FAILED"
+        if self.failed == 0:  # a signal that came after the last job finished changes nothing
+            return "FINISHED"
+        return "KILLED" if self.interrupted else "FAILED"
 
     def line(self) -> str:
         return f"{self.finished} of {self.jobs} job(s) finished, {self.failed} not ({self.marked_killed} marked KILLED)"
