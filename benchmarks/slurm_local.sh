@@ -181,7 +181,7 @@ down() {  # $1 = DIR
     done
     while read -r pid; do kill -KILL "$pid" 2>/dev/null || true; done <"$dir/pids"
     rm -f "$dir/pids"
-    echo "SLURM cluster down (stopped munged, slurmctld, slurmd it started)"
+    echo "SLURM cluster down (stopped the munged, mariadbd, slurmdbd, slurmctld and slurmd it started)"
 }
 
 case "${1:-round}" in

@@ -174,7 +174,7 @@ def main() -> None:
     failures: list[str] = []
     with tempfile.TemporaryDirectory(prefix="apex-slurm-round-") as folder:
         tmp = Path(folder)
-        with local_server(tmp / "server") as uri:
+        with local_server(tmp / "server", timeout=300) as uri:
             print(f"mlflow server at {uri}; launcher {args.launcher}; CPU cores {os.cpu_count()}", flush=True)
             full_sweep(tmp, uri, args.launcher, not args.full, failures)
             if not args.skip_cancel:

@@ -102,7 +102,7 @@ def main() -> None:
     seconds: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="apex-sweep-bench-") as folder:
         tmp = Path(folder)
-        with local_server(tmp / "server") as uri:
+        with local_server(tmp / "server", timeout=300) as uri:
             print(f"mlflow server at {uri}", flush=True)
             for _, name, launcher in rows:
                 if name == "slurm":

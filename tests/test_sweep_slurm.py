@@ -4,7 +4,8 @@ FINISHED parent with 4 FINISHED children, the prepared data and the base-embeddi
 locks; `scancel` of one task while it trains leaves its run KILLED and the parent FAILED with 1 failed job; and
 `+resume=` submits only that job again. The same with `hydra/launcher=submitit_local` (a SIGKILLed job process).
 
-Needs root and Debian's slurm-wlm and munge (CI installs them: .ci/run); skipped elsewhere, failed in CI."""
+Needs root and Debian's slurm-wlm, slurmdbd, munge and mariadb-server (CI installs them: .ci/run); skipped
+elsewhere, failed in CI."""
 
 from __future__ import annotations
 
@@ -34,8 +35,8 @@ def _round_module():
 def _slurm_available() -> str | None:
     if os.geteuid() != 0:
         return "needs root to run the SLURM daemons"
-    if not (shutil.which("slurmctld") and shutil.which("slurmd") and shutil.which("munged")):
-        return "slurm-wlm and munge are not installed (apt-get install slurm-wlm munge)"
+    if not all(shutil.which(p) for p in ("slurmctld", "slurmd", "slurmdbd", "munged", "mariadbd")):
+        return "slurm-wlm, slurmdbd, munge and mariadb-server are not installed (apt-get install them; .ci/run does)"
     return None
 
 
@@ -66,7 +67,7 @@ def cluster(tmp_path_factory):
 def test_submitit_sweep_cancel_and_resume(cluster, tmp_path: Path, launcher: str) -> None:
     round_ = _round_module()
     failures: list[str] = []
-    with local_server(tmp_path / "server") as uri:
+    with local_server(tmp_path / "server", timeout=300) as uri:
         round_.full_sweep(tmp_path, uri, launcher, True, failures)
         round_.cancel_and_resume(tmp_path, uri, launcher, True, failures)
     assert not failures
