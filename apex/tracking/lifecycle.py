@@ -11,8 +11,8 @@ Three traps this module closes:
   such runs: same host and its pid gone (or reused by a newer process), or no heartbeat for `STALE_AFTER_S` from a
   job on another machine, or its SLURM job no longer queued. The next sweep, resume or report marks them KILLED.
 - A tracking server that goes away: MLflow's HTTP client retries for minutes (12.7 measured). A job caps the
-  retries (`limit_http_retries`) and a `Heartbeat` thread probes the server; after `LOST_AFTER_S` without an
-  answer it interrupts the job's main thread with `TrackingLost` (exit status 3).
+  retries (`limit_http_retries`) and a `Heartbeat` thread probes the server; after `LOST_AFTER_S` of refused
+  connections (`SLOW_LOST_AFTER_S` of timeouts) it interrupts the job's main thread with `TrackingLost` (exit 3).
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -33,7 +35,7 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from apex.core.errors import ServiceError
-from apex.core.preflight import TrackingUnavailable, check_reachable
+from apex.core.secrets import scrub
 
 log = logging.getLogger("apex.tracking")
 
@@ -42,7 +44,8 @@ HOST_TAG, PID_TAG, PID_START_TAG, SLURM_TAG = names.HOST, names.PID, names.PID_S
 
 HEARTBEAT_EVERY_S = 60.0  # a tag write per minute: negligible load on the server
 PROBE_EVERY_S = 10.0  # a /health probe every 10 s
-LOST_AFTER_S = 40.0  # no answer for this long: the job stops (well within a minute, with the probe's timeout)
+LOST_AFTER_S = 40.0  # refused for this long (the server is gone): the job stops, well within a minute
+SLOW_LOST_AFTER_S = 600.0  # probes that time out (a server starved of CPU, or a host gone silent): 10 minutes
 STALE_AFTER_S = 5 * HEARTBEAT_EVERY_S  # a run on another host with no heartbeat for 5 minutes is dead
 # MLflow's HTTP client: at most 2 retries, 1 s and 2 s apart, 20 s per request (its defaults: 7, up to 120 s each)
 HTTP_LIMITS = {
@@ -217,12 +220,14 @@ class Heartbeat:
         silent_since: float | None = None
         last_beat = 0.0
         while not self._stop.wait(PROBE_EVERY_S):
-            try:
-                check_reachable(self.uri, timeout_s=5.0)
-            except TrackingUnavailable as exc:
+            failure = probe(self.uri)
+            if failure is not None:
                 silent_since = silent_since or time.monotonic()
-                if time.monotonic() - silent_since >= LOST_AFTER_S:
-                    self.lost = f"{exc} (no answer for {time.monotonic() - silent_since:.0f} s while the job ran)"
+                silent = time.monotonic() - silent_since
+                # A refused connection means the server is gone; a timeout may be a server starved of CPU by the
+                # jobs themselves (measured: /health over 5 s at load 40 on 2 cores), so it gets much longer.
+                if silent >= (SLOW_LOST_AFTER_S if failure == "timeout" else LOST_AFTER_S):
+                    self.lost = f"tracking server {scrub(self.uri)} did not answer for {silent:.0f} s ({failure})"
                     self.on_lost(self.lost)
                     return
                 continue
@@ -233,6 +238,18 @@ class Heartbeat:
                     last_beat = time.monotonic()
                 except Exception as exc:  # a missed beat is retried; the probe decides "lost"
                     log.debug("heartbeat of %s not written: %s", self.run_id, exc)
+
+
+def probe(uri: str, timeout_s: float = 5.0) -> str | None:
+    """GET <uri>/health: None when the server answered (any HTTP status), "timeout", or "down" (refused, no route)."""
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s):
+            return None
+    except urllib.error.HTTPError:
+        return None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return "timeout" if isinstance(reason, TimeoutError) or "timed out" in str(reason) else "down"
 
 
 def raise_in_main_thread() -> tuple[Callable[[str], None], Any] | None:

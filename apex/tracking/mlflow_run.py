@@ -32,6 +32,7 @@ from apex.tracking.lifecycle import (
     Heartbeat,
     TrackingLost,
     limit_http_retries,
+    probe,
     raise_in_main_thread,
     status_for,
     this_process_tags,
@@ -183,6 +184,8 @@ class JobRun:
         self.ended = True
         self.heartbeat.stop()
         self._exit_guard.cancel()
+        if self.heartbeat.lost is not None and probe(self.uri) is None:
+            self.heartbeat.lost = None  # it answers again (it was only slow): close the run properly
         if self.heartbeat.lost is None:
             try:
                 if reason:

@@ -174,7 +174,7 @@ class ApexSweeper(Sweeper):
 
     def resume_command(self) -> str:
         assert self.config is not None and self.parent is not None
-        hydra_overrides = list(self.config.hydra.overrides.hydra)
+        hydra_overrides = [o for o in self.config.hydra.overrides.hydra if not o.startswith("hydra.mode=")]
         task = [o for o in self.config.hydra.overrides.task if not o.lstrip("+~").startswith("resume=")]
         return shlex.join([*PROG.split(), "-m", *hydra_overrides, *task, f"+resume={self.parent.run_id}"])
 
