@@ -36,6 +36,7 @@ from mlflow.tracking import MlflowClient
 
 from apex.core.errors import ServiceError
 from apex.core.secrets import scrub
+from apex.tracking import names
 
 log = logging.getLogger("apex.tracking")
 
