@@ -75,12 +75,15 @@ def limit_http_retries() -> None:
 
 
 def has_results(run: Run) -> bool:
-    """FINISHED with its results: the tag set last by the job (runs logged before the tag: the wall-time metric,
-    logged at the same point)."""
+    """FINISHED with its results: the tag the job sets last; for runs without the tag (logged before it existed),
+    a stop point's metrics or the wall time (a run that failed right after it opened has neither)."""
     if run.info.status != "FINISHED":
         return False
     tag = run.data.tags.get(RESULTS_TAG)
-    return tag == "complete" if tag is not None else names.WALL_SECONDS in run.data.metrics
+    if tag is not None:
+        return tag == "complete"
+    # Runs logged before the tag existed (or by other tools): results = a stop point's metrics or the wall time.
+    return names.STOP_FRACTION in run.data.metrics or names.WALL_SECONDS in run.data.metrics
 
 
 def status_for(exc: BaseException | None) -> str:
