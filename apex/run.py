@@ -31,6 +31,11 @@ log = logging.getLogger("apex")
 def main(cfg: DictConfig) -> float | None:
     """Runs one job; returns the objective a Hydra sweeper optimises: *validation* rank@1 at the stop point
     chosen on validation (never a test metric). None when validation is off (eval.on_val=false)."""
+    from apex.sweep.resume import finished_run
+
+    if done := finished_run(cfg):  # a resumed sweep's job that already has its results: nothing to do
+        log.info("this job (cell and seed) already FINISHED with its results in run %s: not run again", done)
+        return None
     from apex.pipeline.recipe import run  # heavy imports after Hydra has parsed the command line
 
     hydra_cfg = HydraConfig.get()

@@ -1,11 +1,15 @@
-"""Benchmark: the same 4-job smoke sweep run sequentially and with joblib at 2 jobs, against a local mlflow server.
+"""Benchmark: the same 4-job smoke sweep run sequentially, with joblib at 2 jobs and (with --slurm) as a SLURM array
+of 2 tasks at once, against a local mlflow server.
 
     HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 python benchmarks/sweep_parallel.py [--seeds 4] [--n-jobs 2] [--quick]
+        [--slurm]     # as root: a one-node SLURM cluster from benchmarks/slurm_local.sh for the third row
 
 Starts `mlflow server` on a free port on 127.0.0.1 (runs in <tmp>/server), then times, end to end as a user would
 run them,
     python -m apex.run -m seed=0,...,3 experiment=smoke                                      (basic launcher)
     python -m apex.run -m seed=0,...,3 experiment=smoke hydra/launcher=joblib hydra.launcher.n_jobs=2
+    python -m apex.run -m seed=0,...,3 experiment=smoke hydra/launcher=submitit_slurm \
+        hydra.launcher.array_parallelism=2 hydra.launcher.cpus_per_task=1 ...                    (--slurm)
 each into its own MLflow experiment, with caches shared. The sequential sweep lets torch use every core; the
 parallel one splits them (torch_threads = cores // n_jobs, set by the sweeper). Prints both wall times, the ratio
 parallel / sequential (below 1 = parallel is faster), and the runs found afterwards: parents, children, FINISHED
@@ -21,6 +25,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
@@ -31,6 +37,10 @@ from apex.tracking.server import local_server
 
 REPO = Path(__file__).resolve().parents[1]
 
+SLURM = [  # the one-node cluster: 2 tasks at once, 1 CPU each (as joblib's 2 jobs get 1 torch thread each)
+    "hydra/launcher=submitit_slurm", "hydra.launcher.array_parallelism=2", "hydra.launcher.cpus_per_task=1",
+    "hydra.launcher.gpus_per_node=null", "hydra.launcher.mem_gb=3", "torch_threads=1",
+]  # fmt: skip
 QUICK = ["dataset.max_documents=120", "dataset.splits.test=40", "dataset.splits.val=10", "training.max_steps=4"]
 
 
@@ -65,29 +75,50 @@ def count_runs(client: MlflowClient, name: str) -> dict[str, int]:
     }
 
 
+@contextmanager
+def slurm_cluster(folder: Path) -> Iterator[None]:
+    """benchmarks/slurm_local.sh up/down around the body, with SLURM_CONF set for the sweep."""
+    script = str(REPO / "benchmarks" / "slurm_local.sh")
+    subprocess.run(["bash", script, "up", str(folder)], check=True)
+    os.environ["SLURM_CONF"] = str(folder / "slurm.conf")
+    try:
+        yield
+    finally:
+        subprocess.run(["bash", script, "down", str(folder)], check=False)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="the tests' smaller smoke settings")
+    parser.add_argument("--slurm", action="store_true", help="add the SLURM row (root: starts a one-node cluster)")
     args = parser.parse_args()
-    print(f"CPU cores: {os.cpu_count()}; {args.seeds} jobs; joblib n_jobs={args.n_jobs}")
+    print(f"CPU cores: {os.cpu_count()}; {args.seeds} jobs; joblib n_jobs={args.n_jobs}; load {os.getloadavg()[0]:.1f}")
+    joblib = ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={args.n_jobs}"]
+    rows = [("sequential (basic launcher)", "sequential", []), (f"joblib, n_jobs={args.n_jobs}", "parallel", joblib)]
+    if args.slurm:
+        rows.append(("SLURM array, 2 tasks at once", "slurm", SLURM))
+    seconds: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="apex-sweep-bench-") as folder:
         tmp = Path(folder)
-        with local_server(tmp / "server") as uri:
+        with local_server(tmp / "server", timeout=300) as uri:
             print(f"mlflow server at {uri}", flush=True)
-            sequential = timed_sweep(tmp, uri, "sequential", args.seeds, [], args.quick)
-            parallel = timed_sweep(
-                tmp, uri, "parallel", args.seeds, ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={args.n_jobs}"],
-                args.quick,
-            )  # fmt: skip
+            for _, name, launcher in rows:
+                if name == "slurm":
+                    with slurm_cluster(tmp / "slurm"):
+                        seconds[name] = timed_sweep(tmp, uri, name, args.seeds, launcher, args.quick)
+                else:
+                    seconds[name] = timed_sweep(tmp, uri, name, args.seeds, launcher, args.quick)
             client = MlflowClient(uri)
-            counts = {name: count_runs(client, name) for name in ("sequential", "parallel")}
-    print(f"\nsequential (basic launcher):      {sequential:7.1f} s")
-    print(f"parallel (joblib, n_jobs={args.n_jobs}):      {parallel:7.1f} s")
-    print(f"wall-time ratio parallel / sequential: {parallel / sequential:.2f}")
-    for name, found in counts.items():
-        print(f"{name:>10}: " + ", ".join(f"{k} {v}" for k, v in found.items()))
+            counts = {name: count_runs(client, name) for _, name, _ in rows}
+    print(f"\n| sweep ({args.seeds} jobs) | wall s | / sequential | parents | FINISHED children | stray runs |")
+    print("|---|---|---|---|---|---|")
+    for label, name, _ in rows:
+        found = counts[name]
+        print(f"| {label} | {seconds[name]:.0f} | {seconds[name] / seconds['sequential']:.2f} | {found['parents']} | "
+              f"{found['finished_children']} of {found['children']} | {found['stray']} |")  # fmt: skip
+    print(f"load average after: {os.getloadavg()[0]:.1f} (a shared machine: compare the ratios, not the seconds)")
 
 
 if __name__ == "__main__":

@@ -76,8 +76,12 @@ def test_submitit_slurm_preset_composes_with_documented_knobs() -> None:
     assert bad.returncode != 0 and "mem_gb" in bad.stderr  # typed by the plugin's schema
 
 
-def _job(client: MlflowClient, experiment_id: str, parent: str, cell: str, seed: int, status: str) -> str:
+def _job(
+    client: MlflowClient, experiment_id: str, parent: str, cell: str, seed: int, status: str, results: bool = True
+) -> str:
     tags = {"mlflow.parentRunId": parent, "apex.kind": "job", "apex.cell": cell, "apex.seed": str(seed)}
+    if status == "FINISHED" and results:
+        tags["apex.results"] = "complete"  # set last by a job that ended by itself
     run = client.create_run(experiment_id, tags=tags)
     if status != "RUNNING":
         client.set_terminated(run.info.run_id, status)
@@ -115,6 +119,27 @@ def test_parent_close_counts_failed_jobs_marks_dead_runs_and_resume_reopens(tmp_
         resume_parent(client, eid, "sweep-that-never-was")
     with pytest.raises(ValueError, match="not a sweep parent"):
         resume_parent(client, eid, dead)
+
+
+def test_a_finished_run_without_results_is_not_done_and_resume_reruns_it(tmp_path: Path) -> None:
+    """The trap of issue 22: MLflow's exit handler ended a failed job's run FINISHED with no metrics."""
+    tracking = TrackingConfig(uri=f"sqlite:///{tmp_path}/mlflow.db", artifact_root=str(tmp_path / "artifacts"))
+    parent = SweepParent.start(tracking, f"{tmp_path}/sweeps/2026-01-02_10-00-00", "seed=0,1", "basic", None)
+    client, eid, pid = parent.client, parent.experiment_id, parent.run_id
+    parent.record_planned(2)
+    _job(client, eid, pid, "a", 0, "FINISHED")
+    _job(client, eid, pid, "a", 1, "FINISHED", results=False)
+    status = parent.close(jobs_ended=True)
+    assert (status.status, status.finished, status.failed) == ("FAILED", 1, 1)
+    # resume by the sweep folder's name (what `hydra.sweep.dir` shows) as well as by id and run name
+    resumed = SweepParent.start(tracking, "ignored", "", "basic", "2026-01-02_10-00-00")
+    assert resumed.run_id == pid and resumed.finished_jobs() == {("a", "0")}
+    legacy = client.create_run(eid, tags={"mlflow.parentRunId": pid, "apex.kind": "job", "apex.cell": "a",
+                                          "apex.seed": "1"})  # fmt: skip
+    client.log_metric(legacy.info.run_id, "wall_seconds", 3.0)  # a run from before the results tag
+    client.set_terminated(legacy.info.run_id, "FINISHED")
+    assert resumed.finished_jobs() == {("a", "0"), ("a", "1")}
+    assert resumed.close(jobs_ended=True).status == "FINISHED"
 
 
 CLAIM = (
@@ -168,3 +193,29 @@ def test_sigterm_ends_the_job_run_killed(tmp_path: Path) -> None:
     assert job.returncode == 128 + signal.SIGTERM
     run = MlflowClient(uri).get_run(run_id)
     assert run.info.status == "KILLED" and run.data.tags["apex.pid"] == str(job.pid)
+
+
+def test_the_sweeper_uses_only_public_hydra_interfaces() -> None:
+    sources = [*REPO.glob("apex/**/*.py"), *REPO.glob("hydra_plugins/**/*.py")]
+    assert [str(p) for p in sources if "hydra._internal" in p.read_text()] == []
+
+
+def test_grid_is_the_basic_sweepers_grid() -> None:
+    """Every combination of the discrete sweeps; the sweeper's params first, the command line overriding them."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from apex.sweep.grid import grid
+
+    parser = OverridesParser.create()
+    jobs = grid(["seed=0,1", "lr=0.001", "+resume=x"], {"arm": "plain,apex", "seed": "5,6,7"}, parser, None)
+    assert jobs == [
+        [
+            ["arm=plain", "seed=0", "lr=0.001", "+resume=x"],
+            ["arm=plain", "seed=1", "lr=0.001", "+resume=x"],
+            ["arm=apex", "seed=0", "lr=0.001", "+resume=x"],
+            ["arm=apex", "seed=1", "lr=0.001", "+resume=x"],
+        ]
+    ]
+    batches = grid(["a=range(0,5)"], None, parser, 2)
+    assert batches == [[["a=0"], ["a=1"]], [["a=2"], ["a=3"]], [["a=4"]]]
+    assert grid([], None, parser, None) == [[[]]]

@@ -208,8 +208,11 @@ def job(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
     def wrapped(cfg: DictConfig) -> Any:
         try:
             from apex.core.configs import load_configs  # light: the config schemas, no torch
+            from apex.core.hardware import check_hardware
 
-            tracking = load_configs(cfg).tracking  # every section validated: a bad value fails in seconds
+            configs = load_configs(cfg)  # every section validated: a bad value fails in seconds
+            check_hardware(configs.model)  # before any data work or API check (a GPU model on a CPU machine)
+            tracking = configs.tracking
             check_tracking(tracking.uri, tracking.experiment, tracking.artifact_root)
             return task(cfg)
         except Exception as exc:

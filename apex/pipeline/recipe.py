@@ -55,9 +55,9 @@ def run(cfg: DictConfig, overrides: list[str] | None = None, output_dir: str | N
     model = LazyEncoder(job.cfg.model)  # loaded when first needed: to mine, else to train
     mined = negatives(job, data, model)  # in the plain view: they say which documents need maps
     views = build_views(job, data, mined)  # maps of training positives and mined negatives only
-    tracker = open_tracking(job, data, views)
-    failed = True
-    try:
+    tracker = open_tracking(job, data)
+    with tracker.closing():  # FINISHED only after complete(); FAILED or KILLED with the reason otherwise
+        log_inputs(tracker, job, data, views)
         summary = new_summary(tracker, job, data, views)
         log_negatives(mined, tracker, summary)
         encoder = load_model(job, data, views, model, tracker, summary)
@@ -65,10 +65,8 @@ def run(cfg: DictConfig, overrides: list[str] | None = None, output_dir: str | N
         finish(result, tracker, summary, started)
         if job.cfg.tracking.export_model:
             export_at_end(tracker, summary, job.out_dir / "export")
-        failed = False
+        tracker.complete()
         return summary
-    finally:
-        tracker.end(failed=failed)
 
 
 def configs(cfg: DictConfig, overrides: list[str] | None, output_dir: str | None) -> Job:
@@ -179,11 +177,11 @@ def build_views(job: Job, data: Data, mined: Mined) -> Views:
     return views
 
 
-def open_tracking(job: Job, data: Data, views: Views) -> JobRun:
-    """Open the MLflow run (a sweep's child when there is one); log the config, the data and its provenance."""
+def open_tracking(job: Job, data: Data) -> JobRun:
+    """Open the MLflow run (a sweep's child when there is one), tagged with what identifies the job."""
     seed = job.cfg.job.seed
     commit, dirty = git_state()
-    tracker = JobRun(
+    return JobRun(
         job.cfg.tracking,
         run_name=job.cfg.job.run_name or job_run_name(job.overrides, seed, job.cfg.tracking.uri),
         tags={
@@ -197,6 +195,10 @@ def open_tracking(job: Job, data: Data, views: Views) -> JobRun:
             names.TEST_FINGERPRINT: data.splits["test"].fingerprint()[:16],
         },
     )
+
+
+def log_inputs(tracker: JobRun, job: Job, data: Data, views: Views) -> None:
+    """The config, the data and its provenance (inside the run's `closing`: a failure here ends it FAILED)."""
     for located in (data.prepared, views.maps):
         if located is not None:
             tracker.set_tags(located.provenance())
@@ -209,7 +211,6 @@ def open_tracking(job: Job, data: Data, views: Views) -> JobRun:
         tracker.log_metrics({f"{name}_documents": len(split.corpus), f"{name}_queries": len(split.queries)})
     if data.query_stats:
         tracker.log_metrics(data.query_stats)
-    return tracker
 
 
 def new_summary(tracker: JobRun, job: Job, data: Data, views: Views) -> Summary:

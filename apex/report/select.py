@@ -17,6 +17,7 @@ from mlflow.exceptions import MlflowException
 
 from apex.report.config import ReportConfig
 from apex.tracking import names
+from apex.tracking.lifecycle import has_results, settle_stale
 
 log = logging.getLogger("apex.report")
 
@@ -110,13 +111,14 @@ def find_parent(client: MlflowClient, config: ReportConfig) -> Run:
 
 
 def _keep_finished(runs: list[Run], notes: list[str]) -> list[Run]:
-    kept = [r for r in runs if r.info.status == "FINISHED"]
+    kept = [r for r in runs if has_results(r)]  # FINISHED and ended by its job (apex.tracking.lifecycle)
     skipped: dict[str, int] = {}
     for run in runs:
-        if run.info.status != "FINISHED":
-            skipped[run.info.status] = skipped.get(run.info.status, 0) + 1
+        if not has_results(run):
+            status = run.info.status if run.info.status != "FINISHED" else "FINISHED without results"
+            skipped[status] = skipped.get(status, 0) + 1
     for status, count in sorted(skipped.items()):
-        message = f"skipped {count} run(s) with status {status} (only FINISHED runs are reported)"
+        message = f"skipped {count} run(s) with status {status} (only FINISHED runs with results are reported)"
         log.warning(message)
         notes.append(message)
     return kept
@@ -142,6 +144,9 @@ def select_runs(client: MlflowClient, config: ReportConfig) -> Selection:
         jobs = search_all(client, experiment_id, f"tags.`{PARENT_TAG}` = '{parent_id}'")
         name = config.name or _safe_name(parent.info.run_name or parent_id)
         description = f"children of sweep parent run {parent.info.run_name!r} ({parent_id})"
+    stale = settle_stale(client, [r for r in jobs if r.info.status == "RUNNING"], "report")
+    if stale:  # their processes are gone: never left RUNNING (they stay out of the report either way)
+        notes.append(f"marked {stale} run(s) left RUNNING by a dead process KILLED")
     runs = _keep_finished(jobs, notes)
     if not runs:
         raise SelectionError(f"no finished job runs among {description}")

@@ -1,8 +1,8 @@
 """MLflow run lifecycle for one job: open (as a sweep's child when there is one), log, close.
 
-The recipe is the only caller. Runs are opened with ``parent_run_id`` from the environment variable that the
-sweep callback sets, which works with any Hydra launcher (unlike ``nested=True``, which relies on the
-in-process run stack).
+The recipe is the only caller; how a run ends is `apex.tracking.lifecycle`'s rule. Runs are opened with
+``parent_run_id`` from the environment variable that the sweeper sets, which works with any Hydra launcher
+(unlike ``nested=True``, which relies on the in-process run stack).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import json
 import logging
 import os
 import signal
-import socket
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +22,23 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from apex.core.errors import ServiceError
 from apex.core.locks import exclusive
-from apex.core.preflight import check_tracking, sqlite_path
+from apex.core.preflight import TrackingUnavailable, check_reachable, check_tracking, sqlite_path
 from apex.core.secrets import scrub, scrub_mapping
-from apex.tracking import names
 from apex.tracking.config import TrackingConfig
+from apex.tracking.lifecycle import (
+    FAILURE_TAG,
+    RESULTS_TAG,
+    ExitGuard,
+    Heartbeat,
+    TrackingLost,
+    limit_http_retries,
+    probe,
+    raise_in_main_thread,
+    status_for,
+    this_process_tags,
+)
 from apex.tracking.saved_view import experiment_url
 
 log = logging.getLogger("apex.tracking")
@@ -76,18 +88,21 @@ def _create_experiment(client: MlflowClient, cfg: TrackingConfig) -> str:
 
 
 def job_tags() -> dict[str, str]:
-    """Where a job runs: host, process id and, on SLURM, the job id (to find or kill one job of a sweep)."""
-    tags = {names.HOST: socket.gethostname(), names.PID: str(os.getpid())}
-    if os.environ.get("SLURM_JOB_ID"):
-        tags[names.SLURM_JOB_ID] = os.environ["SLURM_JOB_ID"]
-    return tags
+    """Where a job runs: host, process id (and its start time), and on SLURM the job id."""
+    return this_process_tags()
 
 
 class JobRun:
-    """One MLflow run for one job; every string it logs passes through the secret scrubber."""
+    """One MLflow run for one job; every string it logs passes through the secret scrubber.
+
+    Use it as `with run.closing(): ...`: the run ends FINISHED only when the block returned after `complete()`,
+    KILLED on a signal or Ctrl-C, FAILED on anything else (the reason in `apex.failure`), and never FINISHED by
+    MLflow's exit handler (`apex.tracking.lifecycle`).
+    """
 
     def __init__(self, cfg: TrackingConfig, run_name: str, tags: Mapping[str, str]) -> None:
         experiment_id = connect(cfg)
+        limit_http_retries()
         parent = os.environ.get(PARENT_RUN_ENV)
         self.run = mlflow.start_run(
             experiment_id=experiment_id,
@@ -95,9 +110,46 @@ class JobRun:
             parent_run_id=parent or None,
             tags=scrub_mapping({**dict(tags), **job_tags()}),
         )
-        self.run_id = self.run.info.run_id
-        self._previous_sigterm = _end_on_sigterm()
+        self.run_id, self.uri = self.run.info.run_id, cfg.uri
+        self.ended = self.completed = False
+        self._exit_guard = ExitGuard(self._end_now)
+        self._previous_sigterm = _end_on_sigterm(self)
+        lost = raise_in_main_thread()
+        self._previous_usr1 = lost[1] if lost else None
+        self.heartbeat = Heartbeat(cfg.uri, self.run_id, lost[0] if lost else _log_lost).start()
         log.info("MLflow run %s%s", self.run_id, f" (child of {parent})" if parent else "")
+
+    @contextmanager
+    def closing(self) -> Iterator[JobRun]:
+        """End the run as the block ended (class docstring); the block's exception goes on."""
+        try:
+            yield self
+        except BaseException as exc:
+            lost = self._server_lost(exc)
+            self.end(status=status_for(exc), reason=one_line_reason(exc))
+            if lost is not None:
+                raise lost from exc
+            raise
+        if self.completed:
+            self.end(status="FINISHED")
+        else:
+            self.end(status="FAILED", reason="the job returned without logging its results")
+
+    def _server_lost(self, exc: BaseException) -> TrackingLost | None:
+        """An MLflow request that failed because the tracking server is gone becomes `TrackingLost` (exit 3)."""
+        if self.heartbeat.lost is not None or not isinstance(exc, Exception) or isinstance(exc, ServiceError):
+            return None
+        try:
+            check_reachable(self.uri, timeout_s=5.0)
+        except TrackingUnavailable as gone:
+            self.heartbeat.lost = str(gone)
+            return TrackingLost(f"{gone} (the job's last request failed: {one_line_reason(exc)})")
+        return None
+
+    def complete(self) -> None:
+        """The job's results are all logged: the last tag, the one `has_results` (and resume) look for."""
+        mlflow.set_tag(RESULTS_TAG, "complete")
+        self.completed = True
 
     def log_params(self, params: Mapping[str, str]) -> None:
         items = list(scrub_mapping(params).items())
@@ -129,22 +181,64 @@ class JobRun:
         """The experiment's page in model-training mode on apex's saved view; None without a UI server."""
         return experiment_url(mlflow.get_tracking_uri(), self.run.info.experiment_id)
 
-    def end(self, failed: bool = False) -> None:
-        mlflow.end_run(status="FAILED" if failed else "FINISHED")
-        if self._previous_sigterm is not None:
-            signal.signal(signal.SIGTERM, self._previous_sigterm)
+    def end(self, failed: bool = False, *, status: str | None = None, reason: str | None = None) -> None:
+        """End the run once (later calls do nothing): `status`, else FAILED or FINISHED by `failed`."""
+        self._end_now(status or ("FAILED" if failed else "FINISHED"), reason)
+
+    def _end_now(self, status: str, reason: str | None) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        self.heartbeat.stop()
+        self._exit_guard.cancel()
+        if self.heartbeat.lost is not None and probe(self.uri) is None:
+            self.heartbeat.lost = None  # it answers again (it was only slow): close the run properly
+        if self.heartbeat.lost is None:
+            try:
+                if reason:
+                    mlflow.set_tag(FAILURE_TAG, scrub(reason)[:500])
+                mlflow.end_run(status=status)
+            except Exception as exc:  # the server went away: the next sweep/report closes it
+                log.warning(
+                    "run %s could not be closed %s (%s); it is marked when the tracking server answers "
+                    "again (resume, the next sweep or report)",
+                    self.run_id,
+                    status,
+                    one_line_reason(exc),
+                )
+        else:  # no request to a lost server; forget the run locally (MLflow pops it before it calls the server)
+            with suppress(Exception):
+                mlflow.end_run(status=status)
+        _restore(signal.SIGTERM, self._previous_sigterm)
+        _restore(signal.SIGUSR1, self._previous_usr1)
 
 
-def _end_on_sigterm() -> Any:
-    """SIGTERM (a scheduler's time limit, `kill`, a cancelled sweep) ends the active run KILLED, then exits.
+def one_line_reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return scrub(f"{type(exc).__name__}: {text}")[:500]
+
+
+def _log_lost(message: str) -> None:
+    log.error("%s", message)
+
+
+def _restore(signum: signal.Signals, previous: Any) -> None:
+    if previous is None:
+        return
+    with suppress(ValueError):  # not the main thread
+        signal.signal(signum, previous)
+
+
+def _end_on_sigterm(run: JobRun) -> Any:
+    """SIGTERM (a scheduler's time limit, `kill`, a cancelled sweep) ends the run KILLED, then exits 143.
 
     Installed only over the default handler and only in the main thread: a launcher's own handler (submitit
-    re-queues on its signals) is kept. Returns the handler to restore, or None when none was installed.
-    SIGKILL cannot be caught: the sweep's close marks such runs KILLED (`apex.tracking.sweep_parent`).
+    re-queues on its signals) and a sweep's (it stops its workers) are kept. Returns the handler to restore, or None
+    when none was installed. SIGKILL cannot be caught: `apex.tracking.lifecycle.stale_reason` finds such runs.
     """
 
     def handler(signum: int, frame: object) -> None:
-        mlflow.end_run(status="KILLED")
+        run.end(status="KILLED", reason=f"stopped by {signal.Signals(signum).name}")
         raise SystemExit(128 + signum)
 
     try:

@@ -33,7 +33,11 @@ SWEEP_PREFIX = "apex.sweep_"  # apex.sweep_<name>: counts the sweeper records
 SWEEP_JOBS_PLANNED = "apex.sweep_jobs_planned"  # how many (cell, seed) jobs the sweep command holds
 SWEEP_KEYS = "apex.sweep_keys"  # the config keys its jobs differ in, comma-separated
 SWEEP_NAME = "apex.sweep_name"
-CLOSED_BY = "apex.closed_by"
+CLOSED_BY = "apex.closed_by"  # who closed a run its own process could not close (sweep close, resume, stale)
+RESULTS = "apex.results"  # "complete": set last by a job that logged every result (apex.tracking.lifecycle)
+FAILURE = "apex.failure"  # one line: why a run ended FAILED or KILLED
+HEARTBEAT = "apex.heartbeat"  # unix seconds of a job's last sign of life (against a tracking server)
+PID_START = "apex.pid_start"  # when the job's process started: a reused pid is not mistaken for the job
 
 # --- tags of an exported or registered model (apex.export) ---
 RUN_ID = "apex.run_id"

@@ -5,10 +5,12 @@ first job, `close` in a `finally` after the launcher returned or raised. Jobs at
 with the parent id that reaches them as the environment variable APEX_PARENT_RUN_ID (`hydra.job.env_set`).
 
 A job is one (cell, seed): `apex.cell` is the hash of its configuration without the seed. Children of the parent
-are the job runs of every attempt (the first sweep and its resumes); a job counts as done when at least one of its
-runs FINISHED. When the sweep ends, a child still RUNNING belongs to a job that died without closing its run
-(SIGKILL, out of memory, a node lost): it is marked KILLED, unless its process may still be alive on another
-machine (a remote launcher whose sweep stopped early), when it is left as it is and counted as not done.
+are the job runs of every attempt (the first sweep and its resumes); a job counts as done when one of its runs
+FINISHED *with its results* (`apex.tracking.lifecycle.has_results`). When the sweep ends, a child still RUNNING
+belongs to a job that died without closing its run (SIGKILL, out of memory, a node lost, a SLURM cancel): it is
+marked KILLED, unless its process may still be alive on another machine (a remote launcher whose sweep stopped
+early), when it is left as it is and counted as not done. A new sweep or a resume first marks the experiment's
+runs whose process is certainly gone (`settle_stale`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from mlflow.tracking import MlflowClient
 from apex.core.errors import ConfigError
 from apex.core.secrets import scrub
 from apex.tracking import names
+from apex.tracking.lifecycle import close_run, has_results, running_runs, settle_stale, this_process_tags
 from apex.tracking.mlflow_run import TrackingConfig, connect
 
 log = logging.getLogger("apex.tracking")
@@ -43,10 +46,16 @@ class SweepStatus:
     failed: int  # jobs with no FINISHED run (a child that failed or was killed, or a job never started)
     marked_killed: int  # RUNNING children this close marked KILLED
     runs: int
+    interrupted: bool = False  # a signal stopped the sweep
 
     @property
     def status(self) -> str:
-        return "FINISHED" if self.failed == 0 else "FAILED"
+        if self.failed == 0:  # a signal that came after the last job finished changes nothing
+            return "FINISHED"
+        return "KILLED" if self.interrupted else "FAILED"
+
+    def line(self) -> str:
+        return f"{self.finished} of {self.jobs} job(s) finished, {self.failed} not ({self.marked_killed} marked KILLED)"
 
 
 def children(client: MlflowClient, experiment_id: str, parent_id: str) -> list[Run]:
@@ -70,17 +79,18 @@ def job_key(run: Run) -> tuple[str, str] | None:
 
 
 def finished_jobs(client: MlflowClient, experiment_id: str, parent_id: str) -> set[tuple[str, str]]:
-    """(cell, seed) of every job with a FINISHED run under the parent: the jobs `+resume=` does not launch again."""
+    """(cell, seed) of every job with a FINISHED run with results under the parent: what `+resume=` skips."""
     done = set()
     for run in children(client, experiment_id, parent_id):
         key = job_key(run)
-        if key is not None and run.info.status == "FINISHED":
+        if key is not None and has_results(run):
             done.add(key)
     return done
 
 
 def resume_parent(client: MlflowClient, experiment_id: str, ref: str) -> Run:
-    """The sweep parent by run id or run name (the latest of that name); a clear error when there is none."""
+    """The sweep parent by run id, run name (the latest of that name) or sweep folder name (`hydra.sweep.dir`'s
+    last part, e.g. 2026-12-04_10-58-00); a clear error when there is none."""
     if _RUN_ID.match(ref):
         try:
             run = client.get_run(ref)
@@ -98,7 +108,14 @@ def resume_parent(client: MlflowClient, experiment_id: str, ref: str) -> Run:
         max_results=1,
     )
     if not found:
-        raise ConfigError("resume", f"no sweep parent run with id or name {ref!r} in experiment {experiment_id}")
+        folder = ref.removeprefix("sweep-")  # the name sweeps had before they were named after their preset
+        order = ["attributes.start_time DESC"]
+        sweeps = client.search_runs([experiment_id], "tags.`apex.kind` = 'sweep'", order_by=order, max_results=_PAGE)
+        found = [run for run in sweeps if run.data.tags.get("apex.sweep_dir", "").rstrip("/").split("/")[-1] == folder]
+    if not found:
+        raise ConfigError(
+            "resume", f"no sweep parent run with id, name or sweep folder {ref!r} in experiment {experiment_id}"
+        )
     return found[0]
 
 
@@ -107,8 +124,7 @@ def mark_dead_children(client: MlflowClient, experiment_id: str, parent_id: str,
     count = 0
     for run in children(client, experiment_id, parent_id):
         if run.info.status == "RUNNING":
-            client.set_tag(run.info.run_id, names.CLOSED_BY, reason)
-            client.set_terminated(run.info.run_id, "KILLED")
+            close_run(client, run.info.run_id, "KILLED", reason, f"its job ended without closing the run ({reason})")
             count += 1
     if count:
         log.warning("sweep %s: marked %d run(s) left RUNNING by dead jobs as KILLED (%s)", parent_id, count, reason)
@@ -123,8 +139,11 @@ def reopen(client: MlflowClient, experiment_id: str, parent_id: str) -> None:
     client.set_tag(parent_id, names.SWEEP_ATTEMPTS, str(attempts))
 
 
-def close(client: MlflowClient, experiment_id: str, parent_id: str, jobs_ended: bool) -> SweepStatus:
-    """End the parent FINISHED when every job has a FINISHED run, else FAILED with the count of failed jobs.
+def close(
+    client: MlflowClient, experiment_id: str, parent_id: str, jobs_ended: bool, interrupted: bool = False
+) -> SweepStatus:
+    """End the parent FINISHED when every job has a FINISHED run with results, else FAILED with the count of failed
+    jobs (KILLED when a signal stopped the sweep).
 
     `jobs_ended`: every job's process is known to be gone (the launcher returned, or ran them on this machine),
     so RUNNING children are dead and are marked KILLED.
@@ -135,11 +154,11 @@ def close(client: MlflowClient, experiment_id: str, parent_id: str, jobs_ended: 
     for run in runs:
         key = job_key(run)
         if key is not None:
-            jobs[key] = jobs.get(key, False) or run.info.status == "FINISHED"
+            jobs[key] = jobs.get(key, False) or has_results(run)
     finished = sum(jobs.values())
     planned = int(client.get_run(parent_id).data.tags.get(PLANNED_TAG, "0"))
     total = max(planned, len(jobs))
-    result = SweepStatus(total, finished, total - finished, killed, len(runs))
+    result = SweepStatus(total, finished, total - finished, killed, len(runs), interrupted)
     for name, value in (("jobs", result.jobs), ("jobs_finished", finished), ("jobs_failed", result.failed)):
         client.set_tag(parent_id, f"{names.SWEEP_PREFIX}{name}", str(value))
     client.set_terminated(parent_id, result.status)
@@ -154,7 +173,7 @@ class SweepParent:
     """The parent run of one sweep (or of one more attempt at it, with `+resume=`)."""
 
     def __init__(self, tracking: TrackingConfig, run_id: str, experiment_id: str) -> None:
-        self.client = MlflowClient(tracking.uri)
+        self.client, self.uri = MlflowClient(tracking.uri), tracking.uri
         self.run_id, self.experiment_id = run_id, experiment_id
 
     @classmethod
@@ -162,17 +181,21 @@ class SweepParent:
         """Open a new parent, or re-open the one `resume` names (its id or run name)."""
         experiment_id = connect(tracking)
         client = MlflowClient(tracking.uri)
+        settle_stale(client, running_runs(client, experiment_id), "next sweep")  # runs of SIGKILLed processes
         if resume:
             parent = resume_parent(client, experiment_id, resume)
             reopen(client, experiment_id, parent.info.run_id)
+            for key, value in this_process_tags().items():
+                client.set_tag(parent.info.run_id, key, value)
             log.info("resuming sweep %s (%s)", parent.info.run_name, parent.info.run_id)
             return cls(tracking, parent.info.run_id, experiment_id)
         tags = {
-            names.KIND: names.KIND_SWEEP,
-            names.SWEEP_DIR: sweep_dir,
-            names.SWEEP_OVERRIDES: scrub(overrides),
-            names.SWEEP_LAUNCHER: launcher,
-            names.SWEEP_ATTEMPTS: "1",
+            "apex.kind": "sweep",
+            "apex.sweep_dir": sweep_dir,
+            "apex.sweep_overrides": scrub(overrides),
+            "apex.sweep_launcher": launcher,
+            "apex.sweep_attempts": "1",
+            **this_process_tags(),  # the sweep's own process: a SIGKILLed sweep is found stale like a job
         }
         run = client.create_run(experiment_id, run_name=f"sweep-{sweep_dir.rstrip('/').split('/')[-1]}", tags=tags)
         log.info("MLflow sweep parent run %s (%s)", run.info.run_id, overrides)
@@ -184,5 +207,5 @@ class SweepParent:
     def record_planned(self, n_jobs: int) -> None:
         self.client.set_tag(self.run_id, PLANNED_TAG, str(n_jobs))
 
-    def close(self, jobs_ended: bool) -> SweepStatus:
-        return close(self.client, self.experiment_id, self.run_id, jobs_ended)
+    def close(self, jobs_ended: bool, interrupted: bool = False) -> SweepStatus:
+        return close(self.client, self.experiment_id, self.run_id, jobs_ended, interrupted)
