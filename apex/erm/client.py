@@ -57,7 +57,7 @@ def _api_key(cfg: ErmConfig) -> str:
     key = os.environ.get(API_KEY_ENV, "")
     if key:
         return key
-    if cfg.name == "openai_compatible" and is_local_url(cfg.base_url):
+    if cfg.name != "gpt4o" and is_local_url(cfg.base_url):  # openai_compatible, local_llm
         log.info(
             "erm=%s: %s is not set; using a placeholder key for local server %s",
             cfg.name,

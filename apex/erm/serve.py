@@ -250,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (default: every usable CPU)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    cfg = ErmConfig.from_cfg({"name": "openai_compatible", "model": args.model, "serve": True,
+    cfg = ErmConfig.from_cfg({"name": "local_llm", "model": args.model, "serve": True,
                               "base_url": f"http://127.0.0.1:{args.port}/v1", "serve_model_file": args.model_file,
                               "serve_threads": args.threads})  # fmt: skip
     with served(cfg) as live:

@@ -50,6 +50,21 @@ class OpenAICompatibleConfig(LlmConfig):
         check_config(self)
 
 
+@dataclass(frozen=True)
+class LocalLlmConfig(OpenAICompatibleConfig):
+    """erm=local_llm: openai_compatible with the server started by the run (apex.erm.serve): llama.cpp's server on
+    a free loopback port serving SmolLM2-135M-Instruct (Q4_1), grammar-constrained through json_object_schema."""
+
+    name: str = "local_llm"
+    model: str = "SmolLM2-135M-Instruct-Q4_1"  # the name the server answers to; part of the cache key
+    base_url: str | None = "http://127.0.0.1:0/v1"  # port 0: any free port (serve=true only)
+    serve: bool = True
+    structured_output: str = "json_object_schema"
+    concurrency: int = 1  # llama-cpp-python's server answers one request at a time
+    max_tokens: int = 1024
+    timeout_s: float = 300.0
+
+
 def scope(task: Any, cfg: LlmConfig) -> Scope:
     return Scope(task.kind, cfg.name, cfg.resolved_model, task.prompt_version)
 
@@ -71,7 +86,9 @@ def answer(items: list, task: Any, cfg: LlmConfig, cache: ErmCache, scope: Scope
 
 
 register_backend(ErmBackend("gpt4o", Gpt4oConfig, answer, scope, tasks=("map", "query"), operational=OPERATIONAL))
-register_backend(
-    ErmBackend("openai_compatible", OpenAICompatibleConfig, answer, scope, tasks=("map", "query"),
-               operational=(*OPERATIONAL, *SERVE_OPERATIONAL))
-)  # fmt: skip
+for _name, _config in (("openai_compatible", OpenAICompatibleConfig), ("local_llm", LocalLlmConfig)):
+    register_backend(
+        ErmBackend(
+            _name, _config, answer, scope, tasks=("map", "query"), operational=(*OPERATIONAL, *SERVE_OPERATIONAL)
+        )
+    )
