@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from apex.tracking import names
+
 
 @dataclass
 class Summary:
@@ -37,6 +39,29 @@ class Summary:
         """What a Hydra sweeper optimises: validation rank@1 at the chosen stop point (never a test metric)."""
         step = self.chosen_step()
         return None if step is None else self.val[step]["rank_at_1"]
+
+    def chosen_metrics(self) -> dict[str, float]:
+        """The chosen stop point's figures under names that say so (apex.tracking.names), rank@1 and recall in
+        percent: validation (what the stop was chosen on), test (what it then scored), and zero-shot test beside."""
+        step = self.chosen_step()
+        out: dict[str, float] = {}
+        if 0 in self.test:
+            out[names.ZERO_SHOT_TEST_RANK_AT_1] = 100 * self.test[0]["rank_at_1"]
+        if step is None:
+            return out
+        test, val = self.test[step], self.val[step]
+        out |= {
+            names.CHOSEN_STEP: float(step),
+            names.CHOSEN_FRACTION: self.steps[step],
+            names.CHOSEN_VAL_RANK_AT_1: 100 * val["rank_at_1"],
+            names.CHOSEN_TEST_RANK_AT_1: 100 * test["rank_at_1"],
+            names.OBJECTIVE: val["rank_at_1"],
+        }
+        if "recall_at_10" in test:
+            out[names.CHOSEN_TEST_RECALL_AT_10] = 100 * test["recall_at_10"]
+        if "ndcg_at_10" in test:
+            out[names.CHOSEN_TEST_NDCG_AT_10] = test["ndcg_at_10"]
+        return out
 
     def render(self) -> str:
         lines = [

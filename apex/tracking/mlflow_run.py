@@ -25,7 +25,7 @@ from apex.core.preflight import check_tracking
 from apex.core.secrets import scrub, scrub_mapping
 from apex.tracking import names
 from apex.tracking.config import TrackingConfig
-from apex.tracking.saved_view import experiment_url
+from apex.tracking.saved_view import ui_hint
 
 log = logging.getLogger("apex.tracking")
 
@@ -118,9 +118,10 @@ class JobRun:
         else:
             mlflow.log_artifact(str(path), artifact_path)
 
-    def ui_url(self) -> str | None:
-        """The experiment's page in model-training mode on apex's saved view; None without a UI server."""
-        return experiment_url(mlflow.get_tracking_uri(), self.run.info.experiment_id)
+    def ui_hint(self) -> str:
+        """Where to look: the experiment's page (model-training mode, apex's saved view) on a tracking server, or
+        for a SQLite store the `mlflow ui` command and the same page on it."""
+        return ui_hint(mlflow.get_tracking_uri(), self.run.info.experiment_id)
 
     def end(self, failed: bool = False) -> None:
         mlflow.end_run(status="FAILED" if failed else "FINISHED")
