@@ -74,7 +74,9 @@ def per_query_table(step: int) -> str:
 # per-step metrics (rank_at_1, val_rank_at_1, ... with step=) keep their fractions: the report and exports read them.
 # --- per job run: the stop point chosen on validation (apex.pipeline.summary.Summary.chosen_step) ---------------
 CHOSEN_FRACTION = "chosen_stop_fraction"
-CHOSEN_VAL_RANK_AT_1 = "chosen_val_rank_at_1_pct"  # the figure the stop was chosen on: the saved view's sort
+# MLflow's runs table orders metric columns alphabetically: "chosen_by_val" < "chosen_step" < "chosen_test" keeps
+# the figure the stop was chosen by first, then the step, then that choice's test figure.
+CHOSEN_VAL_RANK_AT_1 = "chosen_by_val_rank_at_1_pct"  # the figure the stop was chosen by: the saved view's sort
 CHOSEN_TEST_RANK_AT_1 = "chosen_test_rank_at_1_pct"  # the honest test figure of that choice (never a sort key)
 CHOSEN_TEST_NDCG_AT_10 = "chosen_test_ndcg_at_10"
 CHOSEN_TEST_RECALL_AT_10 = "chosen_test_recall_at_10_pct"
