@@ -90,35 +90,36 @@ def header_order(page) -> list[str]:
     return [text for _, text in sorted(cells) if text]
 
 
-def check(browser_page, url: str, out: Path) -> list[str]:
+ATTRIBUTE_COLUMNS = {"Run Name", "Created", "Dataset", "Duration", "Source", "Models", "User", "Version", "Metrics",
+                     "Parameters", "Tags"}  # fmt: skip
+
+
+def check(page, url: str, out: Path) -> list[str]:
     """Open the link; returns the failed checks (empty: all passed)."""
-    page = browser_page
     failures: list[str] = []
-    page.goto(url, wait_until="networkidle", timeout=120_000)
-    page.wait_for_selector(".ag-header-cell", timeout=120_000)
-    page.wait_for_timeout(3000)
+    page.goto(url, wait_until="load", timeout=180_000)
+    page.wait_for_selector(".ag-header-cell", timeout=180_000)
+    page.wait_for_timeout(4000)
     page.screenshot(path=str(out / "1-runs-table.png"))
     headers = header_order(page)
     print("runs table columns, left to right:", headers)
-    metric_headers = [h for h in headers if "_" in h]  # metric and param columns (MLflow's own columns have none)
-    first = metric_headers[:4]
+    first = [h for h in headers if h not in ATTRIBUTE_COLUMNS][:4]
     for name in (names.CHOSEN_VAL_RANK_AT_1, names.CHOSEN_TEST_RANK_AT_1):
-        if not any(h.startswith(name) for h in first):
+        if not any(name.startswith(h.rstrip(".…")) or h.startswith(name) for h in first):
             failures.append(f"{name} is not among the first columns {first}")
-    sort = page.eval_on_selector_all(
-        ".ag-header-cell[aria-sort='descending'], .ag-header-cell:has([data-testid*='sort'])",
-        "els => els.map(e => e.innerText.trim())",
-    )
-    print("sorted column(s):", sort)
+    sort = page.inner_text("body").split("Sort:", 1)[-1].split("\n", 1)[0].strip()
+    print("sorted by:", sort)
+    if not sort.startswith(names.CHOSEN_VAL_RANK_AT_1):
+        failures.append(f"the table is sorted by {sort!r}, not {names.CHOSEN_VAL_RANK_AT_1}")
     for name in (names.HEADLINE_DIFFERENCE, names.HEADLINE_P):
-        if not any(h.startswith(name) for h in headers):
+        if not any(name.startswith(h.rstrip(".…")) or h.startswith(name) for h in headers):
             failures.append(f"no {name} column for the sweep parent's headline")
     return failures
 
 
 def check_parent(page, server: str, experiment: str, parent: str, out: Path) -> list[str]:
     page.goto(f"{server}/#/experiments/{experiment}/runs/{parent}?workflowType=machine_learning",
-              wait_until="networkidle", timeout=120_000)  # fmt: skip
+              wait_until="load", timeout=180_000)  # fmt: skip
     page.wait_for_timeout(4000)
     page.screenshot(path=str(out / "3-sweep-parent.png"), full_page=True)
     text = page.inner_text("body")
@@ -152,10 +153,10 @@ def main() -> int:
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
-            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page = browser.new_page(viewport={"width": 1900, "height": 1000})
             failures = check(page, url, args.out)
-            page.goto(url.replace("runs?", "runs?compareRunsMode=CHART&"), wait_until="networkidle")
-            page.wait_for_timeout(5000)
+            page.goto(url.replace("runs?", "runs?compareRunsMode=CHART&"), wait_until="load", timeout=180_000)
+            page.wait_for_timeout(8000)
             page.screenshot(path=str(args.out / "2-charts.png"))
             failures += check_parent(page, url.split("/#")[0], experiment, parent.info.run_id, args.out)
             browser.close()
