@@ -85,6 +85,10 @@ class Summary:
         chosen = self.chosen_step()
         if chosen is not None:
             how = "best val rank@1" if self.stop is None else f"report.stop={self.stop}"
-            lines.append(f"chosen stop point ({how}): step {chosen}; objective (val rank@1) {self.objective():.4f}")
+            test, zero = self.test[chosen]["rank_at_1"], self.test.get(0, {}).get("rank_at_1", float("nan"))
+            lines.append(
+                f"chosen stop point ({how}): step {chosen}: val rank@1 {100 * self.objective():.2f}% (the sweeper's "
+                f"objective), test rank@1 {100 * test:.2f}% (zero-shot {100 * zero:.2f}%)"
+            )
         lines.append(f"wall time {self.wall_seconds:.0f} s; training {self.train_examples_per_second:.1f} examples/s")
         return "\n".join(lines)
