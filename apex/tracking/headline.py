@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 from mlflow.tracking import MlflowClient
 
+from apex.core.secrets import scrub
 from apex.tracking import names
-from apex.tracking.secrets import scrub
 
 
 @dataclass(frozen=True)
