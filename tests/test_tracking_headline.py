@@ -44,7 +44,7 @@ def test_headline_lands_on_the_parent_as_points_and_tags(tmp_path) -> None:
 
 
 def test_chosen_metrics_name_the_validation_choice_and_its_test_figure() -> None:
-    summary = Summary(run_id="r", cell="c", seed=0, corpus_size=500, n_queries=500)
+    summary = Summary(run_id="r", cell_label="c", seed=0, corpus_size=500, n_queries=500)
     summary.steps = {0: 0.0, 12: 0.25, 24: 0.5, 48: 1.0}
     summary.test = {s: {"rank_at_1": r, "recall_at_10": 0.9, "ndcg_at_10": 0.8} for s, r in
                     ((0, 0.798), (12, 0.80), (24, 0.806), (48, 0.816))}  # fmt: skip
