@@ -29,6 +29,7 @@ from mlflow import MlflowClient
 from peft import PeftModel
 
 from apex.core.cli import guard
+from apex.eval.__main__ import main as eval_main
 from apex.export import ExportError, export_run
 from apex.export import export as export_module
 from apex.export import register as register_module
@@ -123,6 +124,12 @@ def check_round_trip(client: MlflowClient, run_id: str, tmp: Path) -> dict:
         assert cosines(tuned, base).min() < 0.99999  # the adapter moved the model: the export is not the base
     card = (result.out_dir / "README.md").read_text()
     assert run_id in card and "Wilson" in card and "Licence" in card
+    assert "model-index:" in card.split("\n---\n")[0] and "## Zero-shot vs fine-tuned" in card
+    # the default stop point is the one the run chose on validation (its chosen_step metric), not the last
+    assert result.step == int(client.get_run(run_id).data.metrics["chosen_step"])
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (result.out_dir / "model.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask  # not 0600
     adapter_config = json.loads((result.out_dir / "adapter" / "adapter_config.json").read_text())
     assert not adapter_config["base_model_name_or_path"].startswith("/")
     return {"result": result, "loaded": loaded}
@@ -135,9 +142,17 @@ def minilm(tmp_path_factory):
     return tmp, client, run_id
 
 
-def test_minilm_export_round_trip(minilm) -> None:
+def test_minilm_export_round_trip(minilm, capsys) -> None:
     tmp, client, run_id = minilm
     out = check_round_trip(client, run_id, tmp)
+    # `python -m apex.eval <export> --run <run>` re-scores the run's test split: the figures the run logged
+    scores = tmp / "eval.json"
+    assert eval_main([str(out["result"].out_dir), "--run", run_id, "--tracking-uri", client.tracking_uri,
+                      "--json", str(scores)]) == 0  # fmt: skip
+    rows = json.loads(scores.read_text())["scores"]
+    logged, ours = rows[f"run {run_id[:12]} as logged (step {out['result'].step})"], rows["apex harness (graded)"]
+    for name in ("rank_at_1", "recall_at_10", "mrr_at_10", "ndcg_at_10"):
+        assert ours[name] == pytest.approx(logged[name], abs=1e-9)
     modules = json.loads((out["result"].out_dir / "modules.json").read_text())
     assert [m["type"].rsplit(".", 1)[1] for m in modules] == ["Transformer", "Pooling", "Normalize"]
     pooling = json.loads((out["result"].out_dir / "1_Pooling" / "config.json").read_text())

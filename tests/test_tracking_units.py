@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from apex.core.secrets import reject_secrets_in_config, scrub
@@ -53,3 +55,22 @@ def test_secret_in_config_is_refused(monkeypatch) -> None:
 
 def test_git_state_outside_a_repository(tmp_path) -> None:
     assert git_state(tmp_path) == ("unknown", True)
+
+
+def test_git_dirty_means_the_code_changed_not_that_a_report_was_written(tmp_path) -> None:
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", "code.py")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
+    assert git_state(tmp_path)[1] is False
+    (tmp_path / "reports" / "sweep-1").mkdir(parents=True)
+    (tmp_path / "reports" / "sweep-1" / "report.md").write_text("# a report\n")
+    assert git_state(tmp_path / "reports")[1] is False  # a generated report is not a code change, from any folder
+    (tmp_path / "new_module.py").write_text("y = 2\n")
+    assert git_state(tmp_path)[1] is True  # an added, not ignored file is
+    (tmp_path / "new_module.py").unlink()
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert git_state(tmp_path)[1] is True  # so is an edit

@@ -8,11 +8,13 @@ from urllib.parse import parse_qs
 from mlflow import MlflowClient
 
 from apex.eval.retrieval import metric_names
+from apex.tracking import names
 from apex.tracking.mlflow_run import PARENT_RUN_ENV
-from apex.tracking.saved_view import HEADLINE_VIEW, SHARED_VIEW_PREFIX, experiment_url
+from apex.tracking.saved_view import HEADLINE_VIEW, SHARED_VIEW_PREFIX, experiment_url, ui_hint
 from apex.tracking.view import (
     EXPERIMENT_KIND_TAG,
     NOTE_TAG,
+    arm_of,
     job_note,
     job_run_name,
     mark_model_training,
@@ -80,7 +82,7 @@ RESTORED_KEYS = {
 }  # fmt: skip
 
 
-def test_saved_view_puts_rank_at_1_first_and_keeps_a_users_edit(tmp_path) -> None:
+def test_saved_view_sorts_by_the_chosen_stops_validation_figure_and_keeps_a_users_edit(tmp_path) -> None:
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
     experiment = client.create_experiment("apex", artifact_location=(tmp_path / "a").as_uri())
     mark_model_training(client, experiment)
@@ -89,17 +91,42 @@ def test_saved_view_puts_rank_at_1_first_and_keeps_a_users_edit(tmp_path) -> Non
     # MLflow's loader: an object with a string name, a number createdAt and the page state as a JSON string
     assert isinstance(envelope["name"], str) and isinstance(envelope["createdAt"], int)
     state = json.loads(envelope["state"])
-    assert set(state) <= RESTORED_KEYS and state["orderByKey"] == "metrics.`rank_at_1`" and not state["orderByAsc"]
-    sections = {s["uuid"]: s["name"] for s in state["compareRunSections"]}
-    charted = [(c["metricKey"], sections[c["metricSectionId"]]) for c in state["compareRunCharts"]]
-    assert charted[0] == ("rank_at_1", "Retrieval")
-    # MLflow orders sections: its own "Model metrics" / "System metrics" last, every other by name before them
-    assert sorted(set(sections.values()) - {"Model metrics", "System metrics"}) == ["Retrieval"]
+    assert set(state) <= RESTORED_KEYS and not state["orderByAsc"]
+    # sorted by the figure the stop was chosen on (validation), never by a test figure
+    assert state["orderByKey"] == f"metrics.`{names.CHOSEN_VAL_RANK_AT_1}`" and "test" not in state["orderByKey"]
+    columns = state["selectedColumns"]
+    assert columns[1:4] == [f"params.`{names.ARM_PARAM}`", f"metrics.`{names.CHOSEN_VAL_RANK_AT_1}`",
+                            f"metrics.`{names.CHOSEN_TEST_RANK_AT_1}`"]  # fmt: skip
+    assert f"metrics.`{names.HEADLINE_DIFFERENCE}`" in columns and f"tags.`{names.HEADLINE_VERDICT_TAG}`" in columns
+    sections = {s["uuid"]: s for s in state["compareRunSections"]}
+    charted = [(c["metricKey"], sections[c["metricSectionId"]]["name"]) for c in state["compareRunCharts"]]
+    assert charted[0] == (names.CHOSEN_VAL_RANK_AT_1, "Retrieval") and ("rank_at_1", "Retrieval") in charted
+    assert {s["name"]: s["display"] for s in sections.values()} == {
+        "Retrieval": True,
+        "Model metrics": False,
+        "System metrics": False,
+    }  # the rest grouped, collapsed
     logged = {*metric_names((1, 5, 10)), *(f"val_{m}" for m in metric_names((1, 5, 10)))}
-    assert {m for m, _ in charted} <= logged  # names the runs really log (apex.pipeline.stop_points)
+    logged |= {names.CHOSEN_VAL_RANK_AT_1, names.CHOSEN_TEST_RANK_AT_1}
+    assert {m for m, _ in charted} <= logged  # names the runs really log (apex.pipeline.stop_points, summary)
     client.set_experiment_tag(experiment, tag, json.dumps({**envelope, "name": "mine"}))
     mark_model_training(client, experiment)
     assert json.loads(client.get_experiment(experiment).tags[tag])["name"] == "mine"
+
+
+def test_ui_hint_gives_the_command_and_link_for_sqlite_and_the_link_for_a_server(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    hint = ui_hint("sqlite:///experiments/mlflow.db", "3")
+    command, link = hint.split(", then open ")
+    assert command == f"`mlflow ui --backend-store-uri sqlite:///{tmp_path}/experiments/mlflow.db --port 5000`"
+    assert link.startswith("http://127.0.0.1:5000/#/experiments/3/runs?") and HEADLINE_VIEW in link
+    assert ui_hint("http://host:5000/", "3").startswith("http://host:5000/#/experiments/3/runs?")
+
+
+def test_arm_param_names_the_two_arms_and_spells_out_an_ablation() -> None:
+    assert arm_of("none", "in_batch") == "plain"
+    assert arm_of("spacy", "model_aware") == arm_of("gpt4o", "model_aware") == "apex"
+    assert arm_of("spacy", "in_batch") == "erm=spacy sampler=in_batch"
 
 
 def test_experiment_url_opens_model_training_mode_on_the_saved_view() -> None:

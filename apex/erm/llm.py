@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import openai
 from openai.types.chat import ChatCompletion
-from tqdm.auto import tqdm
 
+from apex.core.progress import progress_bar
 from apex.core.secrets import scrub
 from apex.erm.cache import Outcome
 from apex.erm.compat import Negotiator
@@ -200,7 +200,7 @@ def run_online(
     stop = threading.Event()
     in_a_row = 0  # documents unanswered since the last answer
     queue = iter(items)
-    bar = tqdm(total=len(items), desc=f"erm {task.kind} ({cfg.name})", disable=not progress, unit="doc")
+    bar = progress_bar(total=len(items), desc=f"erm {task.kind} ({cfg.name})", enabled=progress, unit="doc")
     pool = ThreadPoolExecutor(max_workers=cfg.concurrency, thread_name_prefix="erm")
     in_flight: set[Future] = set()
     negotiator = Negotiator(cfg.structured_output, cfg.base_url or "the OpenAI API")

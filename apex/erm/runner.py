@@ -31,6 +31,11 @@ from apex.erm.registry import backend_of
 from apex.erm.retry import is_transport_reason
 
 log = logging.getLogger("apex.erm")
+# Counters that only an LLM backend fills (requests, tokens, cost): left out for spaCy instead of logged as 0.
+LLM_ONLY_STATS = frozenset(
+    {"requests_sent", "retries", "reasks", "prompt_tokens", "completion_tokens", "est_cost_usd",
+     "total_prompt_tokens", "total_completion_tokens", "total_est_cost_usd"}
+)  # fmt: skip
 
 
 @dataclass
@@ -171,4 +176,6 @@ def answer_texts(texts: list[str], task: Task, cfg: ErmConfig, cache_dir: Path, 
         "total_est_cost_usd": cost(all_prompt, all_completion),
         "seconds": time.perf_counter() - t0,
     }
+    if not cfg.is_llm:  # spaCy sends no request and pays nothing: no cost metrics rather than zeros that read as data
+        stats = {k: v for k, v in stats.items() if k not in LLM_ONLY_STATS}
     return Answers(keys, outcomes, fresh, stats)

@@ -109,6 +109,11 @@ def evaluate_stop_point(
             run_depth=cfg.run_depth,
         )
         result.seconds = time.perf_counter() - started
+        log.info(
+            "step %d %s: evaluated %d queries against %d documents in %.1f s (encoding + search): %s",
+            step, target.name, len(queries), len(target.docs), result.seconds,
+            ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items() if k not in ("n_queries", "corpus_size")),
+        )  # fmt: skip
         if cache is not None:
             stored = cache.save(key, result)
             log.info(

@@ -1,8 +1,8 @@
 """`python -m apex.export RUN_ID [--step N]`: a run's stop point as a sentence-transformers model directory.
 
 Examples:
-    python -m apex.export 23013d7db70046179cd41d2ab6fb3d7d                 # the last stop point
-    python -m apex.export 23013d7db70046179cd41d2ab6fb3d7d --step best     # highest validation rank@1
+    python -m apex.export 23013d7db70046179cd41d2ab6fb3d7d                 # the stop point the run chose
+    python -m apex.export 23013d7db70046179cd41d2ab6fb3d7d --step last     # the end of the budget
     python -m apex.export 23013d7db70046179cd41d2ab6fb3d7d --step 3 --out my-model --log-model
 """
 
@@ -29,7 +29,12 @@ DEFAULT_TRACKING_URI = "sqlite:///experiments/mlflow.db"
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m apex.export", description=__doc__.split("\n")[0])
     parser.add_argument("run_id", help="MLflow run id of an apex job run")
-    parser.add_argument("--step", default="last", help="training step of a stop point, 'last' (default) or 'best'")
+    parser.add_argument(
+        "--step",
+        default="chosen",
+        help="training step of a stop point; 'chosen' (default: the one the run chose on validation rank@1, "
+        "or report.stop), 'best' (highest validation rank@1) or 'last'",
+    )
     parser.add_argument("--out", type=Path, help="output folder (default: experiments/exports/<run>-step<N>)")
     parser.add_argument(
         "--tracking-uri", help=f"MLflow tracking URI (default: $MLFLOW_TRACKING_URI or {DEFAULT_TRACKING_URI})"
@@ -87,6 +92,11 @@ def check_finished(client, run_id: str, force: bool) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
+    from apex.core.cli import quiet_logs  # no warnings that do not concern the export (bitsandbytes' kernels)
+    from apex.pipeline.progress import set_progress_bars
+
+    quiet_logs(verbose=False)
+    set_progress_bars(True)  # drawn on a terminal only
     client = tracking_client(args.tracking_uri)
     check_finished(client, args.run_id, args.force)
     import torch

@@ -35,14 +35,35 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{100 * value:.2f}%"
 
 
-def front_matter(base_id: str, licence: str) -> str:
+# model-index metric types (the Hub's names, as MTEB writes them) of apex's metrics; values in percent, like MTEB's.
+INDEX_METRICS = (("rank_at_1", "precision_at_1", "rank@1"), ("recall_at_10", "recall_at_10", "recall@10"),
+                 ("mrr_at_10", "mrr_at_10", "MRR@10"), ("ndcg_at_10", "ndcg_at_10", "nDCG@10"))  # fmt: skip
+
+
+def _quoted(text: object) -> str:
+    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def model_index(name: str, dataset: tuple[str, str], metrics: Mapping[str, float]) -> list[str]:
+    """The card's ``model-index`` (the Hub's evaluation-results metadata): the fine-tuned figures on the test split."""
+    lines = ["model-index:", f"- name: {_quoted(name)}", "  results:", "  - task:", "      type: retrieval",
+             "    dataset:", f"      name: {_quoted(dataset[0])}", f"      type: {_quoted(dataset[1])}",
+             "      split: test", "    metrics:"]  # fmt: skip
+    for ours, kind, label in INDEX_METRICS:
+        value = metrics.get(ours)
+        if value is not None and math.isfinite(value):
+            lines += [f"    - type: {kind}", f"      value: {100 * value:.2f}", f"      name: {_quoted(label)}"]
+    return lines if lines[-1] != "    metrics:" else []
+
+
+def front_matter(base_id: str, licence: str, index: list[str] | None = None) -> str:
     lines = ["---", "library_name: sentence-transformers", "pipeline_tag: sentence-similarity"]
     lines += ["tags:", "- sentence-transformers", "- feature-extraction", "- apex", "- lora"]
     if "/" in base_id and " " not in base_id:
         lines.append(f"base_model: {base_id}")
     if licence in ("apache-2.0", "mit"):
         lines.append(f"license: {licence}")
-    return "\n".join([*lines, "---", ""])
+    return "\n".join([*lines, *(index or []), "---", ""])
 
 
 def usage(cfg: ModelConfig) -> str:
@@ -87,6 +108,31 @@ def recipe_section(config: Mapping[str, Any], step: int, fraction: float) -> str
     return f"## Recipe\n\n| setting | value |\n|---|---|\n{table}\n"
 
 
+def _cell(metrics: Mapping[str, float], name: str) -> str:
+    value = metrics.get(name)
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    return _pct(value) if name in ("rank_at_1", "recall_at_10", "val_rank_at_1") else f"{value:.4f}"
+
+
+def comparison_section(zero_shot: Mapping[str, float], metrics: Mapping[str, float], step: int) -> str:
+    """Zero-shot (the base model, step 0) against this fine-tuned model, on the same test split."""
+    rows = [("rank@1", "rank_at_1"), ("recall@10", "recall_at_10"), ("MRR@10", "mrr_at_10"),
+            ("nDCG@10", "ndcg_at_10"), ("validation rank@1", "val_rank_at_1")]  # fmt: skip
+    header = f"| metric | zero-shot (base model) | fine-tuned (step {step}) | difference |"
+    lines = ["## Zero-shot vs fine-tuned (the run's test split)", "", header, "|---|---:|---:|---:|"]
+    for label, name in rows:
+        a, b = zero_shot.get(name), metrics.get(name)
+        diff = "n/a"
+        if a is not None and b is not None and math.isfinite(a) and math.isfinite(b):
+            scale, unit = (100, " pts") if name in ("rank_at_1", "recall_at_10", "val_rank_at_1") else (1, "")
+            diff = f"{scale * (b - a):+.2f}{unit}" if unit else f"{b - a:+.4f}"
+        lines.append(f"| {label} | {_cell(zero_shot, name)} | {_cell(metrics, name)} | {diff} |")
+    lines.append("")
+    lines.append("One run, one seed: the report of its sweep says whether the difference holds across seeds.")
+    return "\n".join(lines) + "\n"
+
+
 def metrics_section(metrics: Mapping[str, float], rank_check: Mapping[str, Any] | None) -> str:
     n = int(metrics.get("n_queries", 0))
     rank = metrics.get("rank_at_1")
@@ -119,14 +165,17 @@ def model_card(
     metrics: Mapping[str, float],
     rank_check: Mapping[str, Any] | None = None,
     report: Mapping[str, Any] | None = None,
+    zero_shot: Mapping[str, float] | None = None,
 ) -> str:
     """README.md text of an export; ``provenance`` holds run id, step, fraction, tags, and the probe cosines."""
     base_id, base_licence = public_base(cfg.source)
     data = config["dataset"]
     data_name, data_licence = DATA_LICENCES.get(data["name"], (data["name"], "see the dataset's terms"))
     step, fraction = int(provenance["step"]), float(provenance["stop_fraction"])
+    split = f"{data_name}, apex test split of {int(metrics.get('corpus_size', 0))} documents"
+    index = model_index(f"apex {provenance['run_name']} step {step}", (split, data["name"]), metrics)
     parts = [
-        front_matter(base_id, base_licence),
+        front_matter(base_id, base_licence, index),
         f"# apex embedding model — run `{provenance['run_name']}`, step {step}\n",
         f"`{base_id}` fine-tuned with LoRA by apex (APEX-Embedding, arXiv 2410.18105) on {data_name}; the "
         f"adapter of stop point {step} is merged into the base weights. Embedding dimension "
@@ -135,6 +184,8 @@ def model_card(
         recipe_section(config, step, fraction),
         metrics_section(metrics, rank_check),
     ]
+    if zero_shot:
+        parts.insert(-1, comparison_section(zero_shot, metrics, step))
     if report:
         rows = "\n".join(f"| {k} | {v} |" for k, v in report.items())
         parts.append(f"## The report it came from\n\n| | |\n|---|---|\n{rows}\n")

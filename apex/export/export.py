@@ -165,13 +165,30 @@ def export_run(
         provenance, rank_check = build_export(source, chosen, adapter_dir, out_dir, dtype, cache_dir, test)
     metrics = source.metrics.get(chosen, {})
     cfg = source.typed().model
-    (out_dir / "README.md").write_text(model_card(cfg, source.config, provenance, metrics, rank_check))
+    zero_shot = source.metrics.get(0, {})
+    (out_dir / "README.md").write_text(
+        model_card(cfg, source.config, provenance, metrics, rank_check, zero_shot=zero_shot)
+    )
     (out_dir / "apex_export.json").write_text(
         json.dumps({**provenance, "test_metrics": metrics, "rank_check": rank_check}, indent=2, default=str)
     )
+    normal_modes(out_dir)
     seconds = time.perf_counter() - started
     log.info("exported run %s step %d to %s in %.1f s", run_id, chosen, out_dir, seconds)
     return ExportResult(out_dir, run_id, chosen, provenance, rank_check, seconds)
+
+
+def normal_modes(out_dir: Path) -> None:
+    """Files 0666 and folders 0777 less the umask (usually 0644 / 0755), as `cp` would leave them: some writers
+    (safetensors' atomic save, temporary staging folders) leave 0600 / 0700, which other users cannot read."""
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    out_dir.chmod(0o777 & ~umask)
+    for path in out_dir.rglob("*"):
+        if not path.is_symlink():
+            path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
 
 
 def _test_split(source: RunSource) -> TestSplit | None:

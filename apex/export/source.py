@@ -63,11 +63,19 @@ class RunSource:
             ) from None
 
     def choose_step(self, step: int | str | None) -> int:
-        """The stop point to export: an int, ``last`` (default) or ``best`` (highest val rank@1, ties earliest)."""
+        """The stop point to export: ``chosen`` (default: the one the run chose on validation, its ``chosen_step``
+        metric; runs that logged none: ``best``), an int, ``last`` or ``best`` (highest val rank@1, ties earliest).
+        """
         trained = sorted(s for s in self.adapters if s > 0)
         if not trained:
             raise ExportError(f"run {self.run_id} logged no adapter (artifacts {ADAPTERS_DIR}/ or adapter/)")
-        if step is None or step == "last":
+        if step is None or step == "chosen":
+            chosen = self.run.data.metrics.get(names.CHOSEN_STEP)
+            if chosen is not None and int(chosen) in self.adapters:
+                return int(chosen)
+            has_val = any("val_rank_at_1" in self.metrics.get(s, {}) for s in trained)
+            return self.choose_step("best" if has_val else "last")
+        if step == "last":
             return trained[-1]
         if step == "best":
             scored = [(self.metrics.get(s, {}).get("val_rank_at_1"), s) for s in trained]
@@ -79,7 +87,7 @@ class RunSource:
         try:
             wanted = int(step)
         except ValueError:
-            raise ExportError(f"--step must be a step number, 'last' or 'best', got {step!r}") from None
+            raise ExportError(f"--step must be a step number, 'chosen', 'last' or 'best', got {step!r}") from None
         if wanted == 0:
             raise ExportError(f"step 0 is the untrained base model (nothing to merge); trained stop points: {trained}")
         if wanted not in self.adapters:

@@ -1,6 +1,13 @@
 """Base models: load offline, pool, add LoRA, quantise."""
 
+import logging
+
 from apex.core.lazy import lazy_exports
+
+# bitsandbytes' CPU backend, imported by peft whether or not a model is quantised, warns on AVX512-BF16 CPUs that
+# the optional `kernels` package (which fetches code from a hub at run time) is missing: it concerns no apex run
+# (4-bit layers work without it) and no user can act on it. Silenced for every entry point that loads a model.
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 _EXPORTS = {
     "Encoder": "encoder",

@@ -10,9 +10,9 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 from transformers import BatchEncoding
 
+from apex.core.progress import progress_bar
 from apex.model.config import ModelConfig
 from apex.model.loading import LoadedModel, load_base_model
 from apex.model.pooling import POOLERS
@@ -133,10 +133,10 @@ class Encoder:
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         try:
             starts = range(0, len(texts), batch_size)
-            for start in tqdm(
+            for start in progress_bar(
                 starts,
                 desc="encode queries" if kind == "query" else "encode documents",
-                disable=not show_progress,
+                enabled=show_progress,
                 leave=False,
             ):
                 rows = order[start : start + batch_size]

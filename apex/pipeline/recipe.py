@@ -40,7 +40,7 @@ from apex.store.outputs import mapped_view, negatives_files, read_maps, read_neg
 from apex.store.stages import maps_work, negatives_work, prepared_work
 from apex.store.store import DataStore
 from apex.tracking import JobRun, as_params, cell_label, flatten, git_state, names
-from apex.tracking.view import job_note, job_run_name
+from apex.tracking.view import arm_of, job_note, job_run_name
 from apex.train import build_examples, relevant_sets, train
 from apex.train.loop import TrainResult
 
@@ -205,7 +205,7 @@ def log_inputs(tracker: JobRun, job: Job, data: Data, views: Views) -> None:
     lock = Path(job.cfg.paths.dvc_lock)
     if lock.is_file():
         tracker.log_artifact(lock, "provenance")
-    tracker.log_params(as_params(job.params))
+    tracker.log_params(as_params(job.params) | {names.ARM_PARAM: arm_of(job.cfg.erm.name, job.cfg.sampler.name)})
     tracker.log_text(job.resolved_yaml, "config/resolved.yaml")
     for name, split in data.splits.items():
         tracker.log_metrics({f"{name}_documents": len(split.corpus), f"{name}_queries": len(split.queries)})
@@ -320,11 +320,9 @@ def finish(result: TrainResult, tracker: JobRun, summary: Summary, started: floa
     summary.wall_seconds = time.perf_counter() - started
     metrics = {names.WALL_SECONDS: summary.wall_seconds, "train_examples_per_second": summary.train_examples_per_second}
     chosen = summary.chosen_step()
-    if chosen is not None:
-        metrics |= {names.CHOSEN_STEP: float(chosen), names.OBJECTIVE: summary.val[chosen][names.RANK_AT_1]}
-    tracker.log_metrics(metrics)
-    if url := tracker.ui_url():
-        summary.extra["MLflow UI"] = url  # opens in model-training mode on the rank@1 view (tracking.saved_view)
+    tracker.log_metrics(metrics | summary.chosen_metrics())  # the chosen stop's val and test figures, named so
+    if ui := tracker.ui_hint():
+        summary.extra["MLflow UI"] = ui  # model-training mode on the saved view (apex.tracking.saved_view)
     tracker.log_json(
         {"steps": summary.steps, "test": summary.test, "val": summary.val, "extra": summary.extra, "chosen": chosen},
         "summary.json",

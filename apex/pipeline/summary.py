@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from apex.tracking import names
+
 
 @dataclass
 class Summary:
@@ -38,6 +40,29 @@ class Summary:
         step = self.chosen_step()
         return None if step is None else self.val[step]["rank_at_1"]
 
+    def chosen_metrics(self) -> dict[str, float]:
+        """The chosen stop point's figures under names that say so (apex.tracking.names), rank@1 and recall in
+        percent: validation (what the stop was chosen on), test (what it then scored), and zero-shot test beside."""
+        step = self.chosen_step()
+        out: dict[str, float] = {}
+        if 0 in self.test:
+            out[names.ZERO_SHOT_TEST_RANK_AT_1] = 100 * self.test[0]["rank_at_1"]
+        if step is None:
+            return out
+        test, val = self.test[step], self.val[step]
+        out |= {
+            names.CHOSEN_STEP: float(step),
+            names.CHOSEN_FRACTION: self.steps[step],
+            names.CHOSEN_VAL_RANK_AT_1: 100 * val["rank_at_1"],
+            names.CHOSEN_TEST_RANK_AT_1: 100 * test["rank_at_1"],
+            names.OBJECTIVE: val["rank_at_1"],
+        }
+        if "recall_at_10" in test:
+            out[names.CHOSEN_TEST_RECALL_AT_10] = 100 * test["recall_at_10"]
+        if "ndcg_at_10" in test:
+            out[names.CHOSEN_TEST_NDCG_AT_10] = test["ndcg_at_10"]
+        return out
+
     def render(self) -> str:
         lines = [
             f"apex run {self.run_id}  cell {self.cell_label}  seed {self.seed}",
@@ -60,6 +85,10 @@ class Summary:
         chosen = self.chosen_step()
         if chosen is not None:
             how = "best val rank@1" if self.stop is None else f"report.stop={self.stop}"
-            lines.append(f"chosen stop point ({how}): step {chosen}; objective (val rank@1) {self.objective():.4f}")
+            test, zero = self.test[chosen]["rank_at_1"], self.test.get(0, {}).get("rank_at_1", float("nan"))
+            lines.append(
+                f"chosen stop point ({how}): step {chosen}: val rank@1 {100 * self.objective():.2f}% (the sweeper's "
+                f"objective), test rank@1 {100 * test:.2f}% (zero-shot {100 * zero:.2f}%)"
+            )
         lines.append(f"wall time {self.wall_seconds:.0f} s; training {self.train_examples_per_second:.1f} examples/s")
         return "\n".join(lines)

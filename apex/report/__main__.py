@@ -113,7 +113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from apex.export.register import after_report  # headline → sweep parent's description; registry
 
-    after_report(result, register, MlflowClient(tracking_uri=config.tracking_uri))
+    client = MlflowClient(tracking_uri=config.tracking_uri)
+    after_report(result, register, client)
+    log_headline(result, client)
     return 0
 
 
@@ -150,6 +152,26 @@ def across_main(argv: list[str], sweeps: list[str]) -> int:
     (out / "across.json").write_text(json.dumps(payload, indent=2, default=float), encoding="utf-8")
     print(f"across corpora: {out / 'across.md'}")
     return 0
+
+
+def log_headline(result, client) -> None:
+    """The primary comparisons' numbers as metrics and tags of the sweep parent (apex.tracking.headline)."""
+    parent, table = result.data.meta.get("parent_run_id"), result.data.comparisons
+    if not parent or not len(table):
+        return
+    from apex.tracking.headline import Headline, log_sweep_headline
+
+    labels = result.data.meta.get("labels", {})
+    primary = table[table["role"] == "primary"].to_dict(orient="records")
+    headlines = [
+        Headline(metric=str(r.get("metric") or "rank_at_1"), difference=float(r["diff"]), ci_low=float(r["ci_adj_low"]),
+                 ci_high=float(r["ci_adj_high"]), p=float(r["p_crossed"]), verdict=str(r["verdict"]),
+                 comparison=f"{labels.get(r['cell'], r['cell'])} vs {labels.get(r['baseline'], r['baseline'])}",
+                 stop=float(r["stop_fraction"]), baseline=float(r["mean_baseline"]), treatment=float(r["mean_cell"]),
+                 level=1 - result.data.config.alpha)
+        for r in primary
+    ]  # fmt: skip
+    log_sweep_headline(client, str(parent), headlines)
 
 
 if __name__ == "__main__":

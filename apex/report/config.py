@@ -36,6 +36,7 @@ DEFAULT_IGNORE_PARAMS: tuple[str, ...] = (
     "paths.*",
     "store.*",
     "report.*",
+    "arm",  # a label of erm + sampler (apex.tracking.names.ARM_PARAM), not a setting of its own
     "*_dir",
     "*_path",
     "*.dir",

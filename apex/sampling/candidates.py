@@ -11,8 +11,8 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from apex.core.progress import progress_bar
 from apex.sampling.config import GuardConfig
 
 log = logging.getLogger("apex.sampling")
@@ -92,7 +92,7 @@ def score_candidates(
     scores = np.empty((queries.shape[0], k), dtype=np.float32)
     indices = np.empty((queries.shape[0], k), dtype=np.int64)
     starts = range(0, queries.shape[0], query_chunk_size)
-    for start in tqdm(starts, desc="score candidates", disable=not progress, leave=False):
+    for start in progress_bar(starts, desc="score candidates", enabled=progress, leave=False):
         chunk = np.ascontiguousarray(queries[start : start + query_chunk_size], dtype=np.float32)
         if index is not None:
             s, i = index.search(chunk, k)

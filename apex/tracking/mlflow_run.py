@@ -39,7 +39,7 @@ from apex.tracking.lifecycle import (
     status_for,
     this_process_tags,
 )
-from apex.tracking.saved_view import experiment_url
+from apex.tracking.saved_view import ui_hint
 
 log = logging.getLogger("apex.tracking")
 
@@ -177,9 +177,10 @@ class JobRun:
         else:
             mlflow.log_artifact(str(path), artifact_path)
 
-    def ui_url(self) -> str | None:
-        """The experiment's page in model-training mode on apex's saved view; None without a UI server."""
-        return experiment_url(mlflow.get_tracking_uri(), self.run.info.experiment_id)
+    def ui_hint(self) -> str:
+        """Where to look: the experiment's page (model-training mode, apex's saved view) on a tracking server, or
+        for a SQLite store the `mlflow ui` command and the same page on it."""
+        return ui_hint(mlflow.get_tracking_uri(), self.run.info.experiment_id)
 
     def end(self, failed: bool = False, *, status: str | None = None, reason: str | None = None) -> None:
         """End the run once (later calls do nothing): `status`, else FAILED or FINISHED by `failed`."""

@@ -71,3 +71,35 @@ OBJECTIVE = "objective_val_rank_at_1"
 def per_query_table(step: int) -> str:
     """The test split's per-query outcomes at one stop point (mlflow.log_table / load_table)."""
     return f"per_query/step_{step:06d}.json"
+
+
+# --- what a user reads first (issue 23). MLflow's UI shows a metric as a bare float, so the figures a reader
+# compares at a glance are also logged in percent (suffix _pct; differences in percentage points, _pts). The
+# per-step metrics (rank_at_1, val_rank_at_1, ... with step=) keep their fractions: the report and exports read them.
+# --- per job run: the stop point chosen on validation (apex.pipeline.summary.Summary.chosen_step) ---------------
+CHOSEN_FRACTION = "chosen_stop_fraction"
+# MLflow's runs table orders metric columns alphabetically: "chosen_by_val" < "chosen_step" < "chosen_test" keeps
+# the figure the stop was chosen by first, then the step, then that choice's test figure.
+CHOSEN_VAL_RANK_AT_1 = "chosen_by_val_rank_at_1_pct"  # the figure the stop was chosen by: the saved view's sort
+CHOSEN_TEST_RANK_AT_1 = "chosen_test_rank_at_1_pct"  # the honest test figure of that choice (never a sort key)
+CHOSEN_TEST_NDCG_AT_10 = "chosen_test_ndcg_at_10"
+CHOSEN_TEST_RECALL_AT_10 = "chosen_test_recall_at_10_pct"
+ZERO_SHOT_TEST_RANK_AT_1 = "zero_shot_test_rank_at_1_pct"  # step 0, the base model, on the same test split
+
+# The per-step metrics charted first ("Retrieval"), in this order.
+RETRIEVAL_CHARTS = ("rank_at_1", "val_rank_at_1", "ndcg_at_10", "recall_at_10", "mrr_at_10")
+
+# --- per job run: params and tags -----------------------------------------------------------------------------
+ARM_PARAM = "arm"  # plain | apex | custom (erm and sampler not one of the two arms) | the name of `arm=` given
+
+# --- sweep parent: the report's headline (apex.tracking.headline.log_sweep_headline) --------------------------
+HEADLINE_DIFFERENCE = "headline_difference_pts"  # treatment minus baseline, percentage points
+HEADLINE_CI_LOW = "headline_ci_low_pts"
+HEADLINE_CI_HIGH = "headline_ci_high_pts"
+HEADLINE_P = "headline_p"
+HEADLINE_BASELINE = "headline_baseline_pct"
+HEADLINE_TREATMENT = "headline_treatment_pct"
+HEADLINE_TAG_PREFIX = "apex.headline."  # + metric, verdict, difference (text), comparison, stop
+HEADLINE_VERDICT_TAG = HEADLINE_TAG_PREFIX + "verdict"
+HEADLINE_METRIC_TAG = HEADLINE_TAG_PREFIX + "metric"
+HEADLINE_TEXT_TAG = HEADLINE_TAG_PREFIX + "text"

@@ -1,4 +1,4 @@
-"""The experiment page a user should land on: model-training mode, runs sorted by rank@1, rank@1 charted first.
+"""The experiment page a user should land on: model-training mode, the chosen stop point's figures first.
 
 What MLflow 3.17's UI reads, and from where (read in its bundled UI code, mlflow/server/js/build):
 
@@ -12,9 +12,12 @@ What MLflow 3.17's UI reads, and from where (read in its bundled UI code, mlflow
   per ``prefix/`` in a name, sorted, then "Model metrics" alphabetically: ``rank_at_1`` lands among ``erm_*``
   and ``negatives``). MLflow's saved views are the supported way to ship another default: an experiment tag
   ``mlflow.sharedViewState.<key>`` holding the page's state, listed under the experiment's saved views and opened
-  by ``viewStateShareKey=<key>``. apex saves one (``HEADLINE_VIEW``): runs sorted by test rank@1, the headline
-  metrics as columns, and a first chart section "Retrieval" with rank@1 (test and validation), recall@10 and
-  MRR@10 over training steps; every other metric keeps its default chart below.
+  by ``viewStateShareKey=<key>``. apex saves one (``HEADLINE_VIEW``): runs sorted by the chosen stop point's
+  *validation* rank@1 (what the stop was chosen on; sorting by a test figure invites choosing on test), the
+  chosen stop's validation and test rank@1 in percent, the zero-shot test rank@1, the chosen step, the arm and
+  the sweep parents' headline (difference, p, verdict) as the first columns; a first chart section "Retrieval"
+  with the chosen stop's figures as bars and rank@1 (test and validation), nDCG@10, recall@10 and MRR@10 over
+  training steps; every other metric keeps its default chart in the collapsed sections below.
 - **Compare view.** The "compare runs" page (``#/compare-runs``) has no stored defaults: it always lists every
   param; its "show diff only" switch is per visit. The saved view's columns are the substitute.
 """
@@ -24,15 +27,33 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from pathlib import Path
 from urllib.parse import urlencode
 
 from mlflow.tracking import MlflowClient
 
+from apex.tracking import names
+
 SHARED_VIEW_PREFIX = "mlflow.sharedViewState."  # MLflow's experiment tag prefix for saved views
-HEADLINE_VIEW = "apex-rank-at-1"  # the key in ?viewStateShareKey=...
-HEADLINE_METRICS = ("rank_at_1", "val_rank_at_1", "recall_at_10", "mrr_at_10")
+HEADLINE_VIEW = "apex-chosen-stop"  # the key in ?viewStateShareKey=... (a new key: older stores get it added)
 SECTION = "Retrieval"  # sorts before MLflow's default "Model metrics" section
 MODEL_METRICS, SYSTEM_METRICS = "Model metrics", "System metrics"  # MLflow's own section names
+SORT_METRIC = names.CHOSEN_VAL_RANK_AT_1
+COLUMNS = (
+    f"params.`{names.ARM_PARAM}`",
+    *(f"metrics.`{m}`" for m in (names.CHOSEN_VAL_RANK_AT_1, names.CHOSEN_TEST_RANK_AT_1,
+                                 names.ZERO_SHOT_TEST_RANK_AT_1, names.CHOSEN_STEP)),
+    *(f"metrics.`{m}`" for m in (names.HEADLINE_DIFFERENCE, names.HEADLINE_CI_LOW, names.HEADLINE_CI_HIGH,
+                                 names.HEADLINE_P)),
+    f"tags.`{names.HEADLINE_VERDICT_TAG}`",
+)  # fmt: skip
+BAR_CHARTS = (names.CHOSEN_VAL_RANK_AT_1, names.CHOSEN_TEST_RANK_AT_1)
+
+
+def _bar_chart(metric: str, section_id: str) -> dict:
+    """One bar chart card (MLflow's RunsChartsBarCardConfig): the metric's latest value per run."""
+    return {"uuid": str(uuid.uuid4()), "type": "BAR", "runsCountToCompare": 10, "metricSectionId": section_id,
+            "deleted": False, "isGenerated": True, "metricKey": metric, "displayName": metric}  # fmt: skip
 
 
 def _line_chart(metric: str, section_id: str) -> dict:
@@ -46,19 +67,22 @@ def _line_chart(metric: str, section_id: str) -> dict:
     }  # fmt: skip
 
 
-def _section(uid: str, name: str) -> dict:
-    return {"uuid": uid, "name": name, "display": True, "isReordered": False, "deleted": False, "isGenerated": True}
+def _section(uid: str, name: str, display: bool = True) -> dict:
+    return {"uuid": uid, "name": name, "display": display, "isReordered": False, "deleted": False, "isGenerated": True}
 
 
 def headline_view_state() -> dict:
     """The page state of the saved view (the keys MLflow's experiment page restores from a saved view)."""
     sections = {name: str(uuid.uuid4()) for name in (SECTION, MODEL_METRICS, SYSTEM_METRICS)}
+    charts = [_bar_chart(m, sections[SECTION]) for m in BAR_CHARTS]
+    charts += [_line_chart(m, sections[SECTION]) for m in names.RETRIEVAL_CHARTS]
     return {
-        "orderByKey": "metrics.`rank_at_1`",
+        "orderByKey": f"metrics.`{SORT_METRIC}`",
         "orderByAsc": False,
-        "selectedColumns": ["attributes.`Source`", *(f"metrics.`{m}`" for m in HEADLINE_METRICS)],
-        "compareRunCharts": [_line_chart(m, sections[SECTION]) for m in HEADLINE_METRICS],
-        "compareRunSections": [_section(uid, name) for name, uid in sections.items()],
+        "selectedColumns": ["attributes.`Source`", *COLUMNS],
+        "compareRunCharts": charts,
+        # The rest stays in MLflow's own sections, collapsed: opened by a click, out of the way of the answer.
+        "compareRunSections": [_section(uid, name, name == SECTION) for name, uid in sections.items()],
         "isAccordionReordered": False,
         "hideEmptyCharts": True,
         "runsHiddenMode": "SHOW_ALL",
@@ -71,7 +95,7 @@ def save_headline_view(client: MlflowClient, experiment_id: str) -> None:
     if tag in client.get_experiment(experiment_id).tags:
         return
     now = int(time.time() * 1000)
-    envelope = {"name": "apex: rank@1 first", "createdAt": now, "updatedAt": now,
+    envelope = {"name": "apex: the chosen stop point first", "createdAt": now, "updatedAt": now,
                 "state": json.dumps(headline_view_state())}  # fmt: skip
     client.set_experiment_tag(experiment_id, tag, json.dumps(envelope))
 
@@ -80,7 +104,24 @@ def experiment_url(tracking_uri: str, experiment_id: str, charts: bool = True) -
     """The UI link that opens in model-training mode on the saved view; None for a store with no UI server."""
     if not tracking_uri.startswith(("http://", "https://")):
         return None
+    return _link(tracking_uri.rstrip("/"), experiment_id, charts)
+
+
+def _link(server: str, experiment_id: str, charts: bool) -> str:
     query = {"workflowType": "machine_learning", "viewStateShareKey": HEADLINE_VIEW}
     if charts:
         query["compareRunsMode"] = "CHART"
-    return f"{tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs?{urlencode(query)}"
+    return f"{server}/#/experiments/{experiment_id}/runs?{urlencode(query)}"
+
+
+def ui_hint(tracking_uri: str, experiment_id: str, port: int = 5000) -> str:
+    """What to open: the link on a tracking server; for a SQLite file, the `mlflow ui` command, then the link.
+
+    The command names the database by absolute path, so it works from any folder."""
+    if tracking_uri.startswith(("http://", "https://")):
+        return _link(tracking_uri.rstrip("/"), experiment_id, charts=False)
+    store = tracking_uri
+    if tracking_uri.startswith("sqlite:///"):
+        store = "sqlite:///" + str(Path(tracking_uri.removeprefix("sqlite:///")).resolve())
+    command = f"mlflow ui --backend-store-uri {store} --port {port}"
+    return f"`{command}`, then open {_link(f'http://127.0.0.1:{port}', experiment_id, charts=False)}"

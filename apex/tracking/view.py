@@ -133,6 +133,16 @@ def name_sweep_parent(
         client.set_tag(run_id, key, value)
 
 
+def arm_of(erm: str, sampler: str) -> str:
+    """The `arm` param: `plain` (plain text, in-batch negatives), `apex` (maps and model-aware negatives: the paper's
+    recipe, whichever ERM backend) or `erm=<name> sampler=<name>` for any other combination (an ablation)."""
+    if erm == "none" and sampler == "in_batch":
+        return "plain"
+    if erm != "none" and sampler == "model_aware":
+        return "apex"
+    return f"erm={erm} sampler={sampler}"
+
+
 def _pct(value: float | None) -> str:
     return "" if value is None else f"{100 * value:.2f}%"
 

@@ -8,9 +8,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
-from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
+from apex.core.progress import progress_bar
 from apex.model.encoder import Encoder
 from apex.train.batching import BucketSampler, ShuffleSampler
 from apex.train.config import TrainConfig
@@ -23,7 +23,7 @@ log = logging.getLogger("apex.train")
 
 StopPointHook = Callable[[int, float], None]
 # tqdm's own ETA knows nothing of the evaluations at stop points: show ours (steps and evaluations) instead.
-BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}, {postfix}]"
+BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]"  # tqdm adds ", "
 ETA_AFTER_STEPS = 3  # log the estimate of the remaining time once this many steps have been timed
 
 
@@ -84,7 +84,7 @@ def train(
     eta = Eta(total, frozenset(stops), eval_seconds)
 
     encoder.model.train()
-    bar = tqdm(range(1, total + 1), desc="train", disable=not progress, bar_format=BAR_FORMAT)
+    bar = progress_bar(range(1, total + 1), desc="train", enabled=progress, bar_format=BAR_FORMAT)
     for step in bar:
         started = time.perf_counter()
         batch = collate([examples[i] for i in next(batches)], relevant)

@@ -122,7 +122,8 @@ class ApexSweeper(Sweeper):
                 log.info("resume: skipping finished job %s", " ".join(overrides))
                 self.skipped += 1
                 continue
-            extra = [f"+hydra.job.env_set.{PARENT_RUN_ENV}={self.parent.run_id}"]
+            # Without `+` (conf/config.yaml declares the key): Hydra then leaves it out of the job lines it prints.
+            extra = [f"hydra.job.env_set.{PARENT_RUN_ENV}={self.parent.run_id}"]
             if self.threads:
                 extra.append(f"torch_threads={self.threads}")
             kept.append([*overrides, *extra])

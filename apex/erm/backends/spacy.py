@@ -41,8 +41,7 @@ def scope(task: Any, cfg: SpacyConfig) -> Scope:
 
 
 def answer(items: list, task: Any, cfg: SpacyConfig, cache: ErmCache, scope: Scope, progress: bool) -> Any:
-    from tqdm.auto import tqdm
-
+    from apex.core.progress import progress_bar
     from apex.erm.llm import Counters
     from apex.erm.spacy_backend import extract_maps, load_nlp
 
@@ -50,7 +49,7 @@ def answer(items: list, task: Any, cfg: SpacyConfig, cache: ErmCache, scope: Sco
     nlp, _ = load_nlp(cfg.model)
     nlp.max_length = max(nlp.max_length, cfg.max_input_chars + 1)  # texts are cut to max_input_chars already
     size = cfg.spacy_batch_size
-    bar = tqdm(total=len(items), desc="erm map (spacy)", disable=not progress, unit="doc")
+    bar = progress_bar(total=len(items), desc="erm map (spacy)", enabled=progress, unit="doc")
     maps = extract_maps(
         [p.text for p in items], nlp, batch_size=size, noun_chunks=cfg.spacy_noun_chunks, n_process=cfg.spacy_n_process
     )

@@ -11,8 +11,8 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from apex.core.progress import progress_bar
 from apex.sampling.candidates import guard_limits, lowest_positive_score
 from apex.sampling.config import MinedConfig
 from apex.sampling.registry import Sampler, register_sampler
@@ -53,7 +53,7 @@ def sample_random(
     picked_d: list[np.ndarray] = []
     removed = {"relative_to_positive": 0, "absolute_ceiling": 0}
     short = np.zeros(queries.shape[0], dtype=np.int64)
-    for qi in tqdm(range(queries.shape[0]), desc="random negatives", disable=not progress, leave=False):
+    for qi in progress_bar(range(queries.shape[0]), desc="random negatives", enabled=progress, leave=False):
         own = np.unique(positives.of(qi))
         available = n_docs - own.size
         # A short random prefix of a permutation almost always holds `want` documents that pass the guard; if it
