@@ -36,7 +36,7 @@ from apex.export import register as register_module
 from apex.export.__main__ import main as export_main
 from apex.export.export import _dtype
 from apex.export.merge import MergeError, attach_adapter, load_base
-from apex.export.mlflow_model import QUERY_PARAMS, log_export, register, using_store
+from apex.export.mlflow_model import QUERY_PARAMS, log_export, model_name, register, using_store
 from apex.export.register import RegisterOptions, after_report, chosen_runs, winner
 from apex.export.source import load_source
 from apex.export.verify import VerificationError
@@ -204,8 +204,9 @@ def test_mlflow_model_encodes_and_registers(minilm) -> None:
     result = export_run(client, run_id, out_dir=tmp / "for-mlflow", verify=False)
     uri = log_export(client, result)
     assert os.environ.get("MLFLOW_TRACKING_URI") != client.tracking_uri  # nothing leaks to later subprocesses
-    with using_store(client.tracking_uri):
-        model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
+    name = model_name(result.step, max(int(m.step) for m in client.get_metric_history(run_id, "stop_fraction")))
+    with using_store(client.tracking_uri):  # the exported stop is the run's chosen one, not always its last
+        model = mlflow.pyfunc.load_model(f"runs:/{run_id}/{name}")
     from sentence_transformers import SentenceTransformer
 
     direct = SentenceTransformer(str(result.out_dir), device="cpu")

@@ -18,6 +18,7 @@ import pytest
 from mlflow import MlflowClient
 from scipy import stats
 
+from apex.core.cli import guard
 from apex.report import ReportConfig, build_report
 from apex.report.__main__ import main
 from apex.report.collect import PerQueryLoader, per_query_values
@@ -274,8 +275,9 @@ def test_cli_with_a_filter_writes_a_report_without_a_parent(report) -> None:
     results = pd.read_csv(out_root / "filtered" / "results.csv")
     assert set(results["cell"]) == {"aaaaaaaaaaa1", "bbbbbbbbbbb2"}
     assert set(results["verdict"].dropna()) <= set(VERDICTS)
-    assert main(["--tracking-uri", sweep.uri, "--baseline", "erm.name"]) == 2
-    assert main(["--tracking-uri", sweep.uri, "--experiment", "no-such-experiment", "--no-log"]) == 1
+    assert guard(main, "python -m apex.report", ["--tracking-uri", sweep.uri, "--baseline", "erm.name"]) == 2
+    no_experiment = ["--tracking-uri", sweep.uri, "--experiment", "no-such-experiment", "--no-log"]
+    assert guard(main, "python -m apex.report", no_experiment) == 2
 
 
 def test_missing_per_query_table_is_counted(report) -> None:

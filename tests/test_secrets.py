@@ -52,7 +52,8 @@ def test_literal_url_password_in_config_is_refused_but_an_env_interpolation_is_n
 
 def test_log_records_of_any_logger_are_scrubbed(caplog) -> None:
     install_log_scrubber()
-    with caplog.at_level(logging.INFO):
+    # httpx's own level too: an earlier command's quiet_logs may have set it to WARNING in this process
+    with caplog.at_level(logging.INFO), caplog.at_level(logging.INFO, logger="httpx"):
         logging.getLogger("httpx").info('HTTP Request: POST %s "HTTP/1.1 200 OK"', "http://u:pw999@h/v1/chat")
         logging.getLogger("late.created.logger").warning("token=%s", "sk-abcdefghijklmnop")
     text = caplog.text
