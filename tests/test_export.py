@@ -322,6 +322,24 @@ def test_winner_is_chosen_on_validation_and_its_best_seed() -> None:
     assert list(chosen_runs(win, "all")["run_id"]) == ["r4", "r3"]
 
 
+def test_winner_is_chosen_on_the_reports_primary_metric() -> None:
+    """A BEIR report judges by nDCG@10: the winner is the cell best on validation nDCG@10, not on rank@1."""
+    report = fake_report(
+        {"a": ["r1", "r2"], "b": ["r3", "r4"]},
+        val={"a": [0.9, 0.9], "b": [0.1, 0.2]},
+        test={"a": [0.9, 0.9], "b": [0.1, 0.2]},
+    )
+    ndcg = {"r1": (0.31, 0.30), "r2": (0.33, 0.32), "r3": (0.35, 0.36), "r4": (0.34, 0.38)}  # run: (test, val)
+    seeds = report.data.seeds
+    seeds["ndcg_at_10"] = [ndcg[r][0] for r in seeds["run_id"]]
+    seeds["val_ndcg_at_10"] = [ndcg[r][1] for r in seeds["run_id"]]
+    report.data.meta["metric"] = "ndcg_at_10"
+    win = winner(report)
+    assert win.cell == "b" and win.tags["apex.winner_basis"] == "validation ndcg_at_10 (mean over seeds)"
+    assert win.tags["mean_val_ndcg_at_10"] == "0.3700" and win.tags["mean_test_ndcg_at_10"] == "0.3450"
+    assert list(chosen_runs(win, "best")["run_id"]) == ["r4"]  # its best seed on validation nDCG@10
+
+
 def test_register_winner_creates_a_tagged_version(minilm, monkeypatch, tmp_path) -> None:
     _, client, run_id = minilm
     monkeypatch.setattr(register_module, "headline_text", lambda report: "**headline** of the fake report")

@@ -73,18 +73,24 @@ class Winner:
     basis: str
     runs: pd.DataFrame  # the cell's rows at that stop: run_id, seed, step, rank_at_1, val_rank_at_1, ...
     tags: dict[str, str]
+    metric: str = "rank_at_1"  # the report's primary metric, which chose the winner
 
 
 def winner(report: Any) -> Winner:
-    """The winning cell of a report, its runs at the judged stop point, and the report's numbers about it."""
+    """The winning cell of a report, its runs at the judged stop point, and the report's numbers about it.
+
+    Chosen on the report's primary metric (report.metric: nDCG@10 for a BEIR folder, rank@1 for SQuAD), on its
+    validation figure when every cell has one (the test split stays for judging), else on the test figure.
+    """
     data = report.data
+    metric = str(data.meta.get("metric") or "rank_at_1")
     seeds = data.seeds
     best = data.best.set_index("cell")
     scores = []
     for cell, row in best.iterrows():
         at_stop = seeds[(seeds["cell"] == cell) & ((seeds[STOP] - float(row[STOP])).abs() < 1e-9)]
-        val = _finite(at_stop["val_rank_at_1"].mean()) if "val_rank_at_1" in at_stop else None
-        test = _finite(at_stop["rank_at_1"].mean())
+        val = _finite(at_stop[f"val_{metric}"].mean()) if f"val_{metric}" in at_stop else None
+        test = _finite(at_stop[metric].mean())
         scores.append((cell, float(row[STOP]), val, test, at_stop))
     if not scores:
         raise LookupError(f"report {data.name} has no cells to register")
@@ -97,25 +103,25 @@ def winner(report: Any) -> Winner:
         names.CELL: cell,
         names.CELL_LABEL: label,
         names.STOP_FRACTION_TAG: f"{stop:g}",
-        names.WINNER_BASIS: "validation rank@1 (mean over seeds)" if use_val else "test rank@1 (no validation)",
-        "mean_test_rank_at_1": f"{test:.4f}",
+        names.WINNER_BASIS: f"validation {metric} (mean over seeds)" if use_val else f"test {metric} (no validation)",
+        f"mean_test_{metric}": f"{test:.4f}",
         "n_seeds": str(len(runs)),
     }
     if val is not None:
-        tags["mean_val_rank_at_1"] = f"{val:.4f}"
-    tags.update(_interval_tags(data.cells, cell, stop))
+        tags[f"mean_val_{metric}"] = f"{val:.4f}"
+    tags.update(_interval_tags(data.cells, cell, stop, metric))
     tags.update(_comparison_tags(data.comparisons, cell, stop))
-    return Winner(cell, label, stop, tags[names.WINNER_BASIS], runs, tags)
+    return Winner(cell, label, stop, tags[names.WINNER_BASIS], runs, tags, metric)
 
 
-def _interval_tags(cells: pd.DataFrame, cell: str, stop: float) -> dict[str, str]:
-    rows = cells[(cells["cell"] == cell) & ((cells[STOP] - stop).abs() < 1e-9) & (cells["metric"] == "rank_at_1")]
+def _interval_tags(cells: pd.DataFrame, cell: str, stop: float, metric: str) -> dict[str, str]:
+    rows = cells[(cells["cell"] == cell) & ((cells[STOP] - stop).abs() < 1e-9) & (cells["metric"] == metric)]
     if rows.empty:
         return {}
     row = rows.iloc[0]
     out = {k: f"{float(row[k]):.4f}" for k in ("ci_low", "ci_high") if _finite(row.get(k)) is not None}
     out |= {f"{k}": str(int(row[k])) for k in ("n_queries", "corpus_size") if _finite(row.get(k)) is not None}
-    return {f"test_rank_at_1_{k}" if k.startswith("ci") else k: v for k, v in out.items()}
+    return {f"test_{metric}_{k}" if k.startswith("ci") else k: v for k, v in out.items()}
 
 
 def _comparison_tags(comparisons: pd.DataFrame, cell: str, stop: float) -> dict[str, str]:
@@ -136,7 +142,8 @@ def _comparison_tags(comparisons: pd.DataFrame, cell: str, stop: float) -> dict[
 
 def chosen_runs(win: Winner, seeds: str) -> pd.DataFrame:
     runs = win.runs.copy()
-    key = "val_rank_at_1" if "val_rank_at_1" in runs and runs["val_rank_at_1"].notna().all() else "rank_at_1"
+    val = f"val_{win.metric}"
+    key = val if val in runs and runs[val].notna().all() else win.metric
     runs = runs.sort_values([key, "seed"], ascending=[False, True])
     return runs if seeds == "all" else runs.head(1)
 
@@ -153,7 +160,7 @@ def register_winner(report: Any, options: RegisterOptions, client: MlflowClient)
         out_dir = child_path(options.export_root, f"{options.name}-{row.run_id[:12]}-step{int(row.step)}", "--register")
         result = export_run(client, row.run_id, int(row.step), out_dir)
         tags = {**win.tags, names.RUN_ID: row.run_id, names.SEED: str(row.seed), names.STEP: str(int(row.step)),
-                "test_rank_at_1": f"{float(row.rank_at_1):.4f}"}  # fmt: skip
+                f"test_{win.metric}": f"{float(getattr(row, win.metric)):.4f}"}  # fmt: skip
         model_uri = log_export(client, result, tags={names.REGISTERED_AS: options.name})
         version = register(client, model_uri, options.name, tags, description)
         log.info("registered %s version %s: run %s step %d", options.name, version.version, row.run_id, row.step)
