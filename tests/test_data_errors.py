@@ -251,3 +251,19 @@ def test_invalid_utf8_names_the_byte_offset(tmp_path, line_based):
     with pytest.raises(InputError, match=rf"line 2: invalid UTF-8 at byte offset {len(good)} of the file") as err:
         list(iter_lines(path)) if line_based else read_text(path)
     assert "byte 10 of the line" in str(err.value)  # 0-based, as xxd and dd count
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_a_line_over_the_reading_cap_is_refused_unread(tmp_path, packed):
+    from apex.data.readers import iter_lines
+
+    lines = [json.dumps({"query": "q", "document": "d" * 40}), json.dumps({"query": "q", "document": "d" * 400})]
+    data = ("\n".join(lines) + "\n").encode()
+    path = tmp_path / ("pairs.jsonl.gz" if packed else "pairs.jsonl")
+    path.write_bytes(gzip.compress(data) if packed else data)
+    assert [n for n, _ in iter_lines(path, max_line_bytes=500)] == [1, 2]  # both fit
+    read = []
+    with pytest.raises(InputError, match="line longer than 100 bytes") as err:
+        for lineno, _ in iter_lines(path, max_line_bytes=100):
+            read.append(lineno)
+    assert read == [1] and err.value.record == "line 2" and str(path) in str(err.value)

@@ -16,6 +16,9 @@ from typing import IO, Any
 from apex.core.errors import InputError
 
 GZIP_MAGIC = b"\x1f\x8b"
+# A JSONL line longer than this is refused, not read: one record of a corpus is a document, and a line of hundreds
+# of megabytes is a broken file (a missing newline, a binary dump) that would otherwise be read whole into memory.
+MAX_LINE_BYTES = 64 * 2**20
 _GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)
 
 
@@ -88,13 +91,21 @@ def read_json(path: Path) -> Any:
         ) from err
 
 
-def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(1-based line number, decoded line without its line ending), streamed."""
+def iter_lines(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[int, str]]:
+    """(1-based line number, decoded line without its line ending), streamed; a line over `max_line_bytes` is an
+    InputError naming the file and line (it is never read whole)."""
     with _open_binary(path) as fh:
         lineno = offset = 0  # offset: of the line's first byte in the (decompressed) file
         try:
-            for raw in fh:
+            for raw in iter(lambda: fh.readline(max_line_bytes + 1), b""):
                 lineno += 1
+                if len(raw) > max_line_bytes:
+                    raise InputError(
+                        f"line longer than {max_line_bytes:,} bytes (the reading cap of one record): a missing "
+                        "newline or a file that is not JSON lines",
+                        file=path,
+                        record=f"line {lineno}",
+                    )
                 try:
                     line = raw.decode("utf-8")
                 except UnicodeDecodeError as err:
