@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 from llm_server import FakeLLMServer
 
+from apex.core.integrity import SEAL_FILE
 from apex.erm import ErmConfig, build_maps
 
 REPO = Path(__file__).resolve().parents[1]
@@ -110,7 +111,8 @@ def test_holder_killed_mid_encode_releases_the_lock_and_leaves_no_entry(tmp_path
     assert [pid for pid, _ in _calls(tmp_path)] == [first.pid, second.pid, second.pid]
     entries = [p for p in (tmp_path / "cache").iterdir() if p.is_dir() and p.name != ".locks"]  # locks live on
     assert len(entries) == 1 and not entries[0].name.startswith(".")  # one whole entry, no temporary folder
-    assert {p.name for p in entries[0].iterdir()} == {"queries.npy", "documents.npy", "manifest.json"}
+    # the entry's files and its seal (content hash written last: apex.core.integrity)
+    assert {p.name for p in entries[0].iterdir()} == {"queries.npy", "documents.npy", "manifest.json", SEAL_FILE}
     assert np.load(entries[0] / "documents.npy").shape == (60, 16)
 
 

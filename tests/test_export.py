@@ -199,14 +199,20 @@ def test_adapter_for_another_model_is_refused(minilm) -> None:
         attach_adapter(loaded.model, adapter)
 
 
+def runs_uri(client: MlflowClient, result) -> str:
+    """runs:/<run>/<model name> of an export: `model` for the run's last stop, `model-step<N>` for an earlier one
+    (the export's default stop is the run's chosen one, not always its last)."""
+    last = max(int(m.step) for m in client.get_metric_history(result.run_id, "stop_fraction"))
+    return f"runs:/{result.run_id}/{model_name(result.step, last)}"
+
+
 def test_mlflow_model_encodes_and_registers(minilm) -> None:
     tmp, client, run_id = minilm
     result = export_run(client, run_id, out_dir=tmp / "for-mlflow", verify=False)
     uri = log_export(client, result)
     assert os.environ.get("MLFLOW_TRACKING_URI") != client.tracking_uri  # nothing leaks to later subprocesses
-    name = model_name(result.step, max(int(m.step) for m in client.get_metric_history(run_id, "stop_fraction")))
-    with using_store(client.tracking_uri):  # the exported stop is the run's chosen one, not always its last
-        model = mlflow.pyfunc.load_model(f"runs:/{run_id}/{name}")
+    with using_store(client.tracking_uri):
+        model = mlflow.pyfunc.load_model(runs_uri(client, result))
     from sentence_transformers import SentenceTransformer
 
     direct = SentenceTransformer(str(result.out_dir), device="cpu")
@@ -240,9 +246,10 @@ def test_mlflow_models_serve_answers_like_the_export(minilm) -> None:
     tmp, client, run_id = minilm
     result = export_run(client, run_id, out_dir=tmp / "for-serving", verify=False)
     log_export(client, result)
+    model_uri = runs_uri(client, result)
     port = free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": client.tracking_uri, "MLFLOW_DISABLE_TELEMETRY": "true"}
-    cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"runs:/{run_id}/model", "--env-manager",
+    cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri, "--env-manager",
            "local", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]  # fmt: skip
     server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:

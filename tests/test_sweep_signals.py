@@ -20,7 +20,7 @@ from mlflow.tracking import MlflowClient
 
 from apex.tracking.server import free_port, local_server
 
-pytestmark = pytest.mark.slow  # each sweep takes a minute or more on 2 shared cores
+pytestmark = [pytest.mark.slow, pytest.mark.sweep_e2e]  # each sweep takes a minute or more on 2 shared cores
 
 REPO = Path(__file__).resolve().parents[1]
 LONG = [*TINY_RUN, "eval.on_val=false", "training.max_steps=400"]  # trains long enough to be stopped mid-way

@@ -19,7 +19,10 @@ import pytest
 
 from apex.tracking.server import local_server
 
-pytestmark = pytest.mark.slow  # minutes: 2 sweeps of 4 and 2 jobs and a resume per launcher, on 2 cores
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.sweep_e2e,
+]  # minutes: 2 sweeps of 4 and 2 jobs and a resume per launcher, on 2 cores
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "slurm_local.sh"
