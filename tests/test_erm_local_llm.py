@@ -51,8 +51,11 @@ def stored(cache_dir: Path) -> int:
     path = cache_dir / "erm.sqlite"
     if not path.is_file():
         return 0
-    with sqlite3.connect(path, timeout=5) as db:
-        return sum(db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("results", "failures"))
+    try:
+        with sqlite3.connect(path, timeout=5) as db:
+            return sum(db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("results", "failures"))
+    except sqlite3.OperationalError:  # the file exists before its tables do: nothing stored yet
+        return 0
 
 
 def server_children() -> list[int]:
