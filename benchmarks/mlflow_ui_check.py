@@ -26,13 +26,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout
 
 from apex.tracking import names  # noqa: E402
+from apex.tracking.server import wait_healthy  # noqa: E402
 
 FAST = ["experiment=smoke", "dataset.max_documents=120", "dataset.splits.test=40", "dataset.splits.val=10",
         "training.max_steps=4", "torch_threads=1"]  # fmt: skip
@@ -71,15 +71,12 @@ def serve(command: list[str], url: str, env: dict[str, str]) -> subprocess.Popen
     cmd = [sys.executable, "-m", "mlflow", *command[1:], "--host", "127.0.0.1", "--workers", "1"]
     server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True)  # fmt: skip
-    root = url.split("/#")[0]
-    for _ in range(180):
-        try:
-            with urllib.request.urlopen(f"{root}/health", timeout=2):
-                return server
-        except OSError:
-            time.sleep(1)
-    os.killpg(server.pid, signal.SIGTERM)
-    sys.exit("mlflow ui did not answer /health within 180 s")
+    try:
+        wait_healthy(url.split("/#")[0], server, timeout=180)
+    except (RuntimeError, TimeoutError) as exc:
+        os.killpg(server.pid, signal.SIGTERM)
+        sys.exit(f"mlflow ui: {exc}")
+    return server
 
 
 def header_order(page) -> list[str]:

@@ -29,6 +29,7 @@ from urllib.parse import quote
 from mlflow import MlflowClient
 
 from apex.tracking.saved_view import experiment_url
+from apex.tracking.server import wait_healthy
 from apex.tracking.view import mark_model_training
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,14 +59,12 @@ def serve(store: Path, port: int, env: dict[str, str]) -> subprocess.Popen:
     server = subprocess.Popen(
         cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
-    for _ in range(120):
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
-                return server
-        except OSError:
-            time.sleep(1)
-    server.kill()
-    sys.exit("mlflow server did not answer /health within 120 s")
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", server, timeout=120)
+    except (RuntimeError, TimeoutError) as exc:
+        server.kill()
+        sys.exit(str(exc))
+    return server
 
 
 def api(port: int, path: str, payload: dict) -> dict:

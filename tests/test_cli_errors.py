@@ -128,3 +128,11 @@ def test_exit_statuses_and_one_line_messages():
     line = one_line(wrapped)
     assert "\n" not in line and "training.lr" in line and "could not be converted" in line
     assert one_line(ServiceError(f"server http://u:{PASSWORD}@h/v1 is down")) == "server http://***@h/v1 is down"
+
+
+def test_long_messages_are_cut_but_never_their_resume_command():
+    command = "python -m apex.run -m " + " ".join(f"dataset.option_{i}=value_{i}" for i in range(60)) + " +resume=ab12"
+    line = one_line(ServiceError(f"tracking server gone {'x' * 900}; resume with: {command}"))
+    assert line.endswith(f"resume with: {command}")  # whole, to be copied
+    assert len(line) < 700 + len(command) and "..." in line  # the text before it is shortened
+    assert one_line(ServiceError("y" * 900)).endswith("y ...") and len(one_line(ServiceError("y" * 900))) == 604

@@ -9,11 +9,13 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from mlflow.tracking import MlflowClient
 
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # four smoke jobs and a report: about 4 minutes on 2 cores
 def test_smoke_sweep_to_report(tmp_path) -> None:
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "HF_HUB_OFFLINE": "1"}
     uri = f"sqlite:///{tmp_path}/mlflow.db"

@@ -88,11 +88,16 @@ def _job(
     return run.info.run_id
 
 
-def test_parent_close_counts_failed_jobs_marks_dead_runs_and_resume_reopens(tmp_path: Path) -> None:
+def _new_sweep(tmp_path: Path, folder: str, overrides: str, launcher: str, planned: int):
+    """A fresh parent on a SQLite store: (tracking, parent, client, experiment id, parent id)."""
     tracking = TrackingConfig(uri=f"sqlite:///{tmp_path}/mlflow.db", artifact_root=str(tmp_path / "artifacts"))
-    parent = SweepParent.start(tracking, f"{tmp_path}/sweeps/2026-01-01", "seed=0,1,2 lr=1,2", "joblib", None)
-    client, eid, pid = parent.client, parent.experiment_id, parent.run_id
-    parent.record_planned(6)
+    parent = SweepParent.start(tracking, f"{tmp_path}/sweeps/{folder}", overrides, launcher, None)
+    parent.record_planned(planned)
+    return tracking, parent, parent.client, parent.experiment_id, parent.run_id
+
+
+def test_parent_close_counts_failed_jobs_marks_dead_runs_and_resume_reopens(tmp_path: Path) -> None:
+    tracking, parent, client, eid, pid = _new_sweep(tmp_path, "2026-01-01", "seed=0,1,2 lr=1,2", "joblib", 6)
     _job(client, eid, pid, "a", 0, "FINISHED")
     _job(client, eid, pid, "a", 1, "FAILED")
     dead = _job(client, eid, pid, "a", 2, "RUNNING")  # its process was SIGKILLed
@@ -123,10 +128,7 @@ def test_parent_close_counts_failed_jobs_marks_dead_runs_and_resume_reopens(tmp_
 
 def test_a_finished_run_without_results_is_not_done_and_resume_reruns_it(tmp_path: Path) -> None:
     """The trap of issue 22: MLflow's exit handler ended a failed job's run FINISHED with no metrics."""
-    tracking = TrackingConfig(uri=f"sqlite:///{tmp_path}/mlflow.db", artifact_root=str(tmp_path / "artifacts"))
-    parent = SweepParent.start(tracking, f"{tmp_path}/sweeps/2026-01-02_10-00-00", "seed=0,1", "basic", None)
-    client, eid, pid = parent.client, parent.experiment_id, parent.run_id
-    parent.record_planned(2)
+    tracking, parent, client, eid, pid = _new_sweep(tmp_path, "2026-01-02_10-00-00", "seed=0,1", "basic", 2)
     _job(client, eid, pid, "a", 0, "FINISHED")
     _job(client, eid, pid, "a", 1, "FINISHED", results=False)
     status = parent.close(jobs_ended=True)

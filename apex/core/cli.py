@@ -49,6 +49,9 @@ _CHATTY_LOGGERS = (
 # fetches code from a hub at run time).
 _HARMLESS_LOGGERS = ("bitsandbytes.backends.cpu.ops",)
 _MAX_MESSAGE_CHARS = 600
+# Ends a message with the command that completes the work (a sweep's `+resume=`): kept whole, however long, since a
+# user copies it; only the text before it is shortened.
+RESUME_WITH = "resume with: "
 
 
 def _input_error_types() -> tuple[type[BaseException], ...]:
@@ -111,8 +114,15 @@ def one_line(exc: BaseException) -> str:
         # Hydra wraps OmegaConf's error (which names the key) in its own; other chains are implementation detail.
         cause = current.__cause__
         current = cause if type(current).__module__.startswith(("hydra", "omegaconf")) else None
-    message = scrub(": ".join(parts) or type(exc).__name__)
-    return message if len(message) <= _MAX_MESSAGE_CHARS else message[:_MAX_MESSAGE_CHARS] + " ..."
+    return shorten(scrub(": ".join(parts) or type(exc).__name__))
+
+
+def shorten(message: str) -> str:
+    """At most `_MAX_MESSAGE_CHARS` characters, except a trailing resume command, which is never cut."""
+    head, mark, command = message.partition(RESUME_WITH)
+    if len(head) > _MAX_MESSAGE_CHARS:
+        head = head[:_MAX_MESSAGE_CHARS] + (" ... " if mark else " ...")
+    return head + mark + command
 
 
 def report(exc: BaseException, prog: str, verbose: bool) -> int:

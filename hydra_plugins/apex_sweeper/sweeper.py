@@ -38,7 +38,7 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from apex.core.cli import exit_status
+from apex.core.cli import RESUME_WITH, exit_status
 from apex.core.errors import EXIT_INPUT, EXIT_SERVICE, ServiceError
 from apex.sweep.launcher import LauncherInfo, check_store, threads_per_job
 
@@ -197,7 +197,7 @@ class ApexSweeper(Sweeper):
         name = signal.Signals(signum).name
         sys.stderr.write(
             f"{PROG}: sweep stopped by {name}: {status.line()}; parent run {self.parent.run_id} KILLED; "
-            f"resume with: {self.resume_command()}\n"
+            f"{RESUME_WITH}{self.resume_command()}\n"
         )
         sys.stderr.flush()
         raise SystemExit(128 + signum)
@@ -221,14 +221,15 @@ class ApexSweeper(Sweeper):
                 check_reachable(self.parent.uri)
             except TrackingUnavailable as gone:
                 raise TrackingUnavailable(
-                    f"{gone}; the sweep's runs stay open until it answers again: resume with: {self.resume_command()}"
+                    f"{gone}; the sweep's runs stay open until it answers again: {RESUME_WITH}{self.resume_command()}"
                 ) from exc
             raise
-        line = f"sweep {status.status}: {status.line()}; resume with: {self.resume_command()}"
+        line = f"sweep {status.status}: {status.line()}"
+        resume = f"{RESUME_WITH}{self.resume_command()}"  # last on the line: the command is kept whole
         if not launcher_done:  # a job process lost (a killed worker, a cancelled SLURM task): one line, exit 3
-            raise JobsLost(f"{line} (the launcher reported: {_first_line(self.stopped)})")
+            raise JobsLost(f"{line} (the launcher reported: {_first_line(self.stopped)}); {resume}")
         if status.status != "FINISHED":
-            sys.stderr.write(f"{PROG}: {line}\n")
+            sys.stderr.write(f"{PROG}: {line}; {resume}\n")
             sys.stderr.flush()
         return status
 
