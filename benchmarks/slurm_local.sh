@@ -10,9 +10,8 @@
 #   bash benchmarks/slurm_local.sh down DIR    cancels the cluster's jobs, stops what `up DIR` started
 #
 # Everything lives in DIR (config, state, logs, munge key and socket, database, pids): nothing under /etc is touched,
-# and
-# `down` stops only the processes `up` started (their pids are in DIR/pids). The node gets this machine's CPUs and
-# memory (as `slurmd -C` reads them); no cgroups (proctrack/linuxproc, task/none), no accounting daemon.
+# and `down` stops only the processes `up` started (their pids are in DIR/pids). The node gets this machine's CPUs
+# and memory (as `slurmd -C` reads them); no cgroups (proctrack/linuxproc, task/none).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "$0")/.." && pwd)"

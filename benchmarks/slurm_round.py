@@ -143,7 +143,8 @@ def cancel_and_resume(tmp: Path, uri: str, kind: str, quick: bool, failures: lis
         print(f"kill -KILL {victim.data.tags['apex.pid']} (the long job, while it trains)", flush=True)
         os.kill(int(victim.data.tags["apex.pid"]), 9)
     out, _ = proc.communicate(timeout=900)
-    print(f"sweep exit {proc.returncode}; its last line: {out.strip().splitlines()[-1] if out.strip() else ''}")
+    said = [ln for ln in out.splitlines() if "resume with: " in ln] or out.strip().splitlines()[-1:]
+    print(f"sweep exit {proc.returncode}; it said: {said[-1][:300] if said else ''}")
     parent, _ = show(client, "cancel")
     check(client.get_run(victim.info.run_id).info.status == "KILLED", "the cancelled job's run KILLED", failures)
     check(
