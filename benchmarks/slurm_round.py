@@ -29,6 +29,7 @@ from mlflow.tracking import MlflowClient
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
+from apex.core.cli import RESUME_WITH  # noqa: E402
 from apex.tracking.server import local_server  # noqa: E402
 
 QUICK = ["dataset.max_documents=120", "dataset.splits.test=40", "dataset.splits.val=10", "training.max_steps=4"]
@@ -143,7 +144,7 @@ def cancel_and_resume(tmp: Path, uri: str, kind: str, quick: bool, failures: lis
         print(f"kill -KILL {victim.data.tags['apex.pid']} (the long job, while it trains)", flush=True)
         os.kill(int(victim.data.tags["apex.pid"]), 9)
     out, _ = proc.communicate(timeout=900)
-    said = [ln for ln in out.splitlines() if "resume with: " in ln] or out.strip().splitlines()[-1:]
+    said = [ln for ln in out.splitlines() if RESUME_WITH in ln] or out.strip().splitlines()[-1:]
     print(f"sweep exit {proc.returncode}; it said: {said[-1][:300] if said else ''}")
     parent, _ = show(client, "cancel")
     check(client.get_run(victim.info.run_id).info.status == "KILLED", "the cancelled job's run KILLED", failures)

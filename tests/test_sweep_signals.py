@@ -18,6 +18,7 @@ import pytest
 from apex_cli import TINY_RUN
 from mlflow.tracking import MlflowClient
 
+from apex.core.cli import RESUME_WITH
 from apex.tracking.server import free_port, local_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.sweep_e2e]  # each sweep takes a minute or more on 2 shared cores
@@ -57,8 +58,14 @@ def wait_training(client: MlflowClient, proc: subprocess.Popen, count: int = 1, 
 
 
 def resume_line(stderr: str) -> list[str]:
-    line = next(ln for ln in stderr.splitlines() if "resume with: " in ln)
-    return shlex.split(line.split("resume with: ", 1)[1])
+    line = next(ln for ln in stderr.splitlines() if RESUME_WITH in ln)
+    return shlex.split(line.split(RESUME_WITH, 1)[1])
+
+
+def run_printed(command: list[str]) -> subprocess.CompletedProcess:
+    """The printed resume command, unchanged (`python` is this interpreter)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, *command[1:]], cwd=REPO, env=env, capture_output=True, text=True)
 
 
 def runs_by_kind(client: MlflowClient) -> tuple:
@@ -81,7 +88,7 @@ def test_sigterm_stops_the_sweep_closes_every_run_and_resume_completes_it(tmp_pa
         print(f"{launcher}: stopped {time.monotonic() - started:.1f} s after SIGTERM")
         assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
         lines = [ln for ln in err.splitlines() if "sweep stopped by SIGTERM" in ln]
-        assert len(lines) == 1 and "resume with: " in lines[0], err[-3000:]
+        assert len(lines) == 1 and RESUME_WITH in lines[0], err[-3000:]
         assert not [w for w in workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE]  # workers stopped
         parent, jobs = runs_by_kind(client)
         assert parent.info.status == "KILLED"
@@ -90,12 +97,9 @@ def test_sigterm_stops_the_sweep_closes_every_run_and_resume_completes_it(tmp_pa
         if launcher == "basic":  # the printed command is the same for both; running it once keeps CI short
             return
 
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
         again = resume_line(lines[0])
         assert again[-1] == f"+resume={parent.info.run_id}"
-        done = subprocess.run(
-            [sys.executable, *again[1:]], cwd=REPO, env=env, capture_output=True, text=True
-        )  # the printed command
+        done = run_printed(again)
         assert done.returncode == 0, done.stderr[-3000:]
         parent = client.get_run(parent.info.run_id)
         assert parent.info.status == "FINISHED" and parent.data.tags["apex.sweep_attempts"] == "2"
@@ -113,15 +117,11 @@ def test_a_tracking_server_that_goes_away_fails_the_sweep_with_exit_3(tmp_path: 
     print(f"sweep failed {seconds:.0f} s after the server stopped; exit {proc.returncode}")
     assert proc.returncode == 3, err[-3000:]
     assert seconds < 90  # within a minute of the loss (detection 40 s + probes), with room for a busy machine
-    assert "resume with: " in err and "tracking server" in err
+    assert RESUME_WITH in err and "tracking server" in err
     with local_server(tmp_path / "server", port=port) as uri:  # it comes back, with the same database
         client = MlflowClient(uri)
         assert client.get_run(victim.info.run_id).info.status == "RUNNING"  # nobody could close it while away
-        again = resume_line(err)
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        done = subprocess.run(
-            [sys.executable, *again[1:]], cwd=REPO, env=env, capture_output=True, text=True
-        )  # the printed command
+        done = run_printed(resume_line(err))
         assert done.returncode == 0, done.stderr[-3000:]
         assert client.get_run(victim.info.run_id).info.status == "KILLED"  # closed on resume
         parent, jobs = runs_by_kind(client)

@@ -21,10 +21,8 @@ import pytest
 
 from apex.tracking.server import local_server
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.sweep_e2e,
-]  # minutes: 2 sweeps of 4 and 2 jobs and a resume per launcher, on 2 cores
+# minutes on 2 cores: SLURM a sweep of 4 jobs, one of 2 and a resume (~5 min); submitit_local 2 jobs and a resume
+pytestmark = [pytest.mark.slow, pytest.mark.sweep_e2e]
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "slurm_local.sh"
